@@ -1,0 +1,1 @@
+"""Re-engagement plans, steps, enrollments and the action outbox (see the plans issue)."""

@@ -1,0 +1,1 @@
+"""Engagement engine: pure numerical code (no Django imports)."""
