@@ -492,7 +492,7 @@ def _write_chunk(chunk: _Chunk) -> None:
                     "{}",
                     now_s,
                 )
-                for c, t, ts, v in zip(chunk.tp_customer, chunk.tp_type, times, values)
+                for c, t, ts, v in zip(chunk.tp_customer, chunk.tp_type, times, values, strict=True)
             ),
         )
 
@@ -512,7 +512,9 @@ def _copy_touchpoints(chunk: _Chunk, times: np.ndarray, now: datetime) -> None:
     )
     received = now.isoformat()
     buffer = io.StringIO()
-    for c, t, ts, v in zip(chunk.tp_customer.tolist(), chunk.tp_type.tolist(), times, value_text):
+    for c, t, ts, v in zip(
+        chunk.tp_customer.tolist(), chunk.tp_type.tolist(), times, value_text, strict=True
+    ):
         buffer.write(f"{c}\t{t}\t{ts}+00\t{v}\t{DEMO_SOURCE}\t{{}}\t{received}\n")
     table = Touchpoint._meta.db_table
     with (

@@ -6,7 +6,23 @@ from customers.models import EngagementSettings
 class EngagementSettingsForm(forms.ModelForm):
     class Meta:
         model = EngagementSettings
-        exclude = ["decay_epoch", "updated_by"]
+        fields = [
+            "half_life_days",
+            "score_half_point",
+            "new_window_days",
+            "default_gap_days",
+            "min_gap_days",
+            "max_gap_days",
+            "cooling_multiple",
+            "cooling_min_days",
+            "at_risk_multiple",
+            "at_risk_min_days",
+            "lapsed_multiple",
+            "lapsed_min_days",
+            "lapsed_max_days",
+            "at_risk_p_alive",
+            "reengaged_window_days",
+        ]
 
     def clean(self):
         cleaned = super().clean()

@@ -55,7 +55,7 @@ def env_list(name: str, default: list[str]) -> list[str]:
 
 
 def database_from_url(url: str, *, base_dir: Path) -> dict:
-    """Turn ``postgres://user:pw@host:port/name?opt=v`` or ``sqlite:///path`` into DATABASES['default']."""
+    """DATABASES['default'] from ``postgres://user:pw@host:port/name?opt=v`` or ``sqlite:///path``."""
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     if scheme in {"postgres", "postgresql", "pgsql"}:
