@@ -18,8 +18,6 @@ BIN = Path(sys.executable).parent
 
 def main() -> int:
     addr = os.environ.get("LIFECYCLE_ADDR", "127.0.0.1:8000")
-    for folder in ("out", "control", "processed", "results"):
-        (ROOT / "var" / "broker" / folder).mkdir(parents=True, exist_ok=True)
     commands = {
         "web   ": [sys.executable, "manage.py", "runserver", addr],
         "worker": [
