@@ -1,6 +1,15 @@
 from django.contrib import admin
 
-from customers.models import Customer, Engagement, EngagementSettings, Touchpoint, TouchpointType
+from customers.models import (
+    Customer,
+    Engagement,
+    EngagementSettings,
+    JobRun,
+    ModelFit,
+    Touchpoint,
+    TouchpointType,
+)
+from customers.services import engagement_settings_save, touchpoint_type_save
 
 
 class EngagementInline(admin.StackedInline):
@@ -35,6 +44,9 @@ class TouchpointTypeAdmin(admin.ModelAdmin):
     list_editable = ["weight", "counts_as_engagement", "is_active"]
     list_filter = ["channel", "counts_as_engagement", "is_active"]
 
+    def save_model(self, request, obj, form, change):
+        touchpoint_type_save(touchpoint_type=obj, changed=form.changed_data, user=request.user)
+
 
 @admin.register(Touchpoint)
 class TouchpointAdmin(admin.ModelAdmin):
@@ -57,5 +69,27 @@ class EngagementSettingsAdmin(admin.ModelAdmin):
         return False
 
     def save_model(self, request, obj, form, change):
-        obj.updated_by = request.user
-        super().save_model(request, obj, form, change)
+        engagement_settings_save(settings=obj, changed=form.changed_data, user=request.user)
+
+
+@admin.register(JobRun)
+class JobRunAdmin(admin.ModelAdmin):
+    list_display = [
+        "kind",
+        "status",
+        "started_at",
+        "finished_at",
+        "customers_processed",
+        "changes_made",
+        "chunks_done",
+        "chunks_total",
+        "triggered_by",
+    ]
+    list_filter = ["kind", "status"]
+    readonly_fields = [f.name for f in JobRun._meta.fields]
+
+
+@admin.register(ModelFit)
+class ModelFitAdmin(admin.ModelAdmin):
+    list_display = ["as_of", "r", "alpha", "a", "b", "customers", "converged", "seconds"]
+    readonly_fields = [f.name for f in ModelFit._meta.fields]

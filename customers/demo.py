@@ -458,8 +458,8 @@ def _write_chunk(chunk: _Chunk) -> None:
         for row in chunk.customer_rows
     ]
     customer_cols = (*CUSTOMER_COLUMNS, "is_identified", "created_at", "updated_at")
-    engagement_rows = [(row[0], 0.0, 0.0, 0, "new", "") for row in chunk.customer_rows]
-    engagement_cols = ("customer_id", "score", "decay_sum", "frequency", "stage", "stage_rule")
+    engagement_rows = [(row[0], 0.0, 0, "new", "") for row in chunk.customer_rows]
+    engagement_cols = ("customer_id", "decay_sum", "frequency", "stage", "stage_rule")
     times = np.datetime_as_string(chunk.tp_time, unit="s")
     touchpoint_cols = (
         "customer_id",

@@ -147,7 +147,9 @@ class Engagement(models.Model):
     customer = models.OneToOneField(
         Customer, primary_key=True, on_delete=models.CASCADE, related_name="engagement"
     )
-    score = models.FloatField(default=0.0, help_text="0–100, decayed and normalized.")
+    # No stored score: at any instant the 0–100 score is one monotone function of decay_sum
+    # shared by all customers (see customers/engine/decay.py), so it is computed live on read
+    # and never goes stale; score filters and sorts use the index on decay_sum.
     decay_sum = models.FloatField(
         default=0.0, help_text="Σ weight·2^((t−epoch)/half-life): forward-decay accumulator."
     )
@@ -173,15 +175,15 @@ class Engagement(models.Model):
 
     class Meta:
         indexes = [
-            models.Index(fields=["stage", "-score"], name="engagement_stage_score_idx"),
-            models.Index(fields=["-score"], name="engagement_score_idx"),
+            models.Index(fields=["stage", "-decay_sum"], name="engagement_stage_decay_idx"),
+            models.Index(fields=["-decay_sum"], name="engagement_decay_idx"),
             models.Index(fields=["p_alive"], name="engagement_palive_idx"),
             models.Index(fields=["last_engagement_at"], name="engagement_last_idx"),
             models.Index(fields=["stage_due_at"], name="engagement_due_idx"),
         ]
 
     def __str__(self) -> str:
-        return f"{self.customer_id}: {self.stage} {self.score:.0f}"
+        return f"{self.customer_id}: {self.stage}"
 
 
 def default_decay_epoch() -> datetime:
@@ -198,7 +200,7 @@ class EngagementSettings(models.Model):
 
     half_life_days = models.FloatField(
         default=30.0,
-        validators=positive,
+        validators=[MinValueValidator(1.0), MaxValueValidator(3650.0)],
         help_text="After this many days a touchpoint counts half as much.",
     )
     score_half_point = models.FloatField(
@@ -246,3 +248,192 @@ class EngagementSettings(models.Model):
         """The settings row, created with defaults on first use."""
         obj, _ = cls.objects.get_or_create(pk=1)
         return obj
+
+
+class PendingTouchpoint(models.Model):
+    """A touchpoint whose score contribution is not yet applied to its customer.
+
+    Written in the same transaction as the touchpoint, drained by the incremental refresh with
+    ``SKIP LOCKED`` and deleted in the transaction that applies it: a touchpoint whose
+    transaction commits late is simply drained later, never skipped, and never applied twice.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    touchpoint = models.OneToOneField(Touchpoint, on_delete=models.CASCADE, related_name="+")
+    customer_id = models.BigIntegerField(db_index=True)
+
+    def __str__(self) -> str:
+        return f"pending touchpoint {self.touchpoint_id}"
+
+
+class StageChange(models.Model):
+    """One move of one customer between stages: triggers for plans, data for flow charts."""
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="stage_changes")
+    from_stage = models.CharField(max_length=16, choices=Stage.choices, blank=True)
+    to_stage = models.CharField(max_length=16, choices=Stage.choices)
+    changed_at = models.DateTimeField()
+    score = models.FloatField()
+    p_alive = models.FloatField(null=True, blank=True)
+    rule = models.CharField(max_length=32, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["changed_at"], name="stagechange_time_idx"),
+            models.Index(fields=["customer", "changed_at"], name="stagechange_customer_idx"),
+            models.Index(fields=["to_stage", "changed_at"], name="stagechange_to_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.customer_id}: {self.from_stage or '-'} → {self.to_stage} at {self.changed_at:%Y-%m-%d}"
+
+
+class ScoreSnapshot(models.Model):
+    """One day's score, stage and P(alive) for a block of 1,024 consecutive customer ids.
+
+    Packed little-endian arrays (see ``customers/engine/snapshots.py``) instead of one row per
+    customer per day: about 5 KB per block per day, roughly 10x smaller than a row per
+    customer (whose 24-byte tuple header alone outweighs the data), and one day for a million
+    customers is ~1,000 rows to write.
+    """
+
+    day = models.DateField()
+    block = models.IntegerField()
+    scores = models.BinaryField()  # uint16 score x 100; 65535 = no customer with that id
+    stages = models.BinaryField()  # uint8 stage code; 255 = no customer
+    p_alive = models.BinaryField()  # uint16 P(alive) x 10000; 65535 = unknown
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["day", "block"], name="snapshot_day_block_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"snapshot {self.day} block {self.block}"
+
+
+class StageDaily(models.Model):
+    """Customers and lifetime revenue per stage at the nightly pass: stage-size trend lines."""
+
+    day = models.DateField()
+    stage = models.CharField(max_length=16, choices=Stage.choices)
+    customers = models.IntegerField()
+    revenue = models.DecimalField(max_digits=18, decimal_places=2, default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["day", "stage"], name="stagedaily_day_stage_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.stage}: {self.customers}"
+
+
+class ModelFit(models.Model):
+    """A fitted MBG/NBD model: the parameters P(still engaged) is computed from."""
+
+    as_of = models.DateTimeField()
+    r = models.FloatField()
+    alpha = models.FloatField()
+    a = models.FloatField()
+    b = models.FloatField()
+    customers = models.IntegerField()
+    log_likelihood = models.FloatField()
+    converged = models.BooleanField()
+    seconds = models.FloatField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        get_latest_by = "created_at"
+
+    def __str__(self) -> str:
+        return f"MBG/NBD fit as of {self.as_of:%Y-%m-%d} on {self.customers} customers"
+
+
+class JobRun(models.Model):
+    """One run of a scheduled or triggered engine job, for admins to watch."""
+
+    class Kind(models.TextChoices):
+        REFRESH = "refresh", "Incremental refresh"
+        RESCORE = "rescore", "Full rescore"
+        NIGHTLY = "nightly", "Nightly pass"
+        FIT = "fit", "Model fit"
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        SKIPPED = "skipped", "Skipped"
+        SUPERSEDED = "superseded", "Superseded"
+
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    customers_processed = models.BigIntegerField(default=0)
+    changes_made = models.BigIntegerField(default=0)
+    chunks_total = models.IntegerField(default=0)
+    chunks_done = models.IntegerField(default=0)
+    error = models.TextField(blank=True)
+    detail = models.JSONField(default=dict, blank=True)
+    triggered_by = models.CharField(max_length=150, blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        indexes = [models.Index(fields=["kind", "status"], name="jobrun_kind_status_idx")]
+
+    @property
+    def progress(self) -> float:
+        if self.status == self.Status.SUCCEEDED:
+            return 1.0
+        if not self.chunks_total:
+            return 0.0
+        return self.chunks_done / self.chunks_total
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.finished_at is None:
+            return None
+        return (self.finished_at - self.started_at).total_seconds()
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} #{self.pk} ({self.status})"
+
+
+class JobChunk(models.Model):
+    """One id range of a chunked job; claimed and completed in the transaction doing the work,
+    so a redelivered chunk finds it done and a killed worker leaves it pending."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        DONE = "done", "Done"
+        SKIPPED = "skipped", "Skipped"
+
+    run = models.ForeignKey(JobRun, on_delete=models.CASCADE, related_name="chunks")
+    number = models.IntegerField()
+    first_id = models.BigIntegerField()
+    last_id = models.BigIntegerField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    customers_processed = models.IntegerField(default=0)
+    changes_made = models.IntegerField(default=0)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["run", "number"], name="jobchunk_run_number_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"chunk {self.number} of run {self.run_id} ({self.status})"
+
+
+class EngineLease(models.Model):
+    """Named lease: the SQLite stand-in for PostgreSQL advisory locks (see engine/locks.py)."""
+
+    name = models.CharField(max_length=64, primary_key=True)
+    holder = models.CharField(max_length=128)
+    expires_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"lease {self.name} held by {self.holder}"

@@ -6,6 +6,7 @@ from django.shortcuts import redirect, render
 from customers.forms import EngagementSettingsForm
 from customers.models import Customer, Engagement, EngagementSettings, Stage, TouchpointType
 from customers.roles import Role, role_required
+from customers.services import engagement_settings_save
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -25,10 +26,11 @@ def engagement_settings(request: HttpRequest) -> HttpResponse:
     current = EngagementSettings.load()
     form = EngagementSettingsForm(request.POST or None, instance=current)
     if request.method == "POST" and form.is_valid():
-        saved = form.save(commit=False)
-        saved.updated_by = request.user
-        saved.save()
-        messages.success(request, "Engagement settings saved.")
+        mode = engagement_settings_save(
+            settings=form.save(commit=False), changed=form.changed_data, user=request.user
+        )
+        note = {"full": " A full recompute has started.", "scores": " A rescore has started."}
+        messages.success(request, "Engagement settings saved." + note.get(mode or "", ""))
         return redirect("engagement-settings")
     types = TouchpointType.objects.all()
     return render(request, "customers/settings.html", {"form": form, "types": types})

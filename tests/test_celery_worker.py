@@ -24,9 +24,23 @@ def worker_queue():
     # A private queue, so a developer's running worker cannot take the test's task.
     queue = f"test-{uuid.uuid4().hex[:8]}"
     process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "lifecycle", "worker", "-P", "solo",
-         "-Q", queue, "--without-heartbeat", "--without-gossip", "--without-mingle",
-         "--loglevel=INFO", f"--hostname={queue}@%h"],
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "lifecycle",
+            "worker",
+            "-P",
+            "solo",
+            "-Q",
+            queue,
+            "--without-heartbeat",
+            "--without-gossip",
+            "--without-mingle",
+            "--loglevel=INFO",
+            f"--hostname={queue}@%h",
+        ],
         cwd=ROOT,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
         stdout=subprocess.PIPE,

@@ -13,13 +13,20 @@ def run_manage(*args: str, **env: str) -> subprocess.CompletedProcess:
     base = {k: v for k, v in os.environ.items() if k not in {"DEBUG", "SECRET_KEY"}}
     return subprocess.run(
         [sys.executable, "manage.py", *args],
-        cwd=ROOT, env={**base, **env}, capture_output=True, text=True, timeout=120,
+        cwd=ROOT,
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
 def test_check_deploy_is_clean_in_production_mode():
     result = run_manage(
-        "check", "--deploy", "--fail-level", "DEBUG",
+        "check",
+        "--deploy",
+        "--fail-level",
+        "DEBUG",
         LIFECYCLE_ENV="production",
         SECRET_KEY=secrets.token_urlsafe(64),
         ALLOWED_HOSTS="lifecycle.example.com",
@@ -35,9 +42,7 @@ def test_production_refuses_to_start_without_secret_key():
 
 
 def test_production_refuses_to_start_without_allowed_hosts():
-    result = run_manage(
-        "check", LIFECYCLE_ENV="production", SECRET_KEY=secrets.token_urlsafe(64)
-    )
+    result = run_manage("check", LIFECYCLE_ENV="production", SECRET_KEY=secrets.token_urlsafe(64))
     assert result.returncode != 0
     assert "ALLOWED_HOSTS" in result.stderr
 

@@ -7,11 +7,16 @@ from lifecycle.env import database_from_url
 
 
 def test_postgres_url_is_parsed():
-    db = database_from_url("postgres://bob:s%40cret@db.internal:6543/life?sslmode=require",
-                           base_dir=Path("/srv"))
+    db = database_from_url(
+        "postgres://bob:s%40cret@db.internal:6543/life?sslmode=require", base_dir=Path("/srv")
+    )
     assert db["ENGINE"] == "django.db.backends.postgresql"
     assert (db["USER"], db["PASSWORD"], db["HOST"], db["PORT"], db["NAME"]) == (
-        "bob", "s@cret", "db.internal", "6543", "life"
+        "bob",
+        "s@cret",
+        "db.internal",
+        "6543",
+        "life",
     )
     assert db["OPTIONS"] == {"sslmode": "require"}
 

@@ -47,9 +47,21 @@ def test_touchpoint_type_in_use_cannot_be_deleted():
 
 def test_default_touchpoint_types_include_negative_unsubscribe():
     keys = set(TouchpointType.objects.values_list("key", flat=True))
-    assert {"email_open", "email_click", "login", "product_use", "purchase", "trial_start",
-            "demo", "support_case", "survey_answer", "social_mention", "phone_call", "meeting",
-            "unsubscribe"} <= keys
+    assert {
+        "email_open",
+        "email_click",
+        "login",
+        "product_use",
+        "purchase",
+        "trial_start",
+        "demo",
+        "support_case",
+        "survey_answer",
+        "social_mention",
+        "phone_call",
+        "meeting",
+        "unsubscribe",
+    } <= keys
     unsubscribe = TouchpointType.objects.get(key="unsubscribe")
     assert unsubscribe.weight < 0
     assert not unsubscribe.counts_as_engagement

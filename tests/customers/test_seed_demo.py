@@ -15,15 +15,23 @@ AS_OF = datetime(2026, 11, 1, tzinfo=UTC)
 def snapshot() -> tuple[list, list]:
     customers = list(
         Customer.objects.order_by("external_id").values_list(
-            "external_id", "email", "name", "company", "plan", "region", "spend_tier",
-            "lifetime_revenue", "signup_date", "renewal_date", "owner__username",
-            "email_opt_out", "traits",
+            "external_id",
+            "email",
+            "name",
+            "company",
+            "plan",
+            "region",
+            "spend_tier",
+            "lifetime_revenue",
+            "signup_date",
+            "renewal_date",
+            "owner__username",
+            "email_opt_out",
+            "traits",
         )
     )
     touchpoints = sorted(
-        Touchpoint.objects.values_list(
-            "customer__external_id", "type__key", "occurred_at", "value"
-        )
+        Touchpoint.objects.values_list("customer__external_id", "type__key", "occurred_at", "value")
     )
     return customers, touchpoints
 
@@ -50,9 +58,7 @@ def test_population_is_believable():
     demo_seed(customers=3000, seed=3, as_of=AS_OF)
     assert Customer.objects.count() == 3000
     assert Engagement.objects.count() == 3000
-    archetypes = dict(
-        Customer.objects.values_list("traits__archetype").annotate(n=Count("id"))
-    )
+    archetypes = dict(Customer.objects.values_list("traits__archetype").annotate(n=Count("id")))
     assert set(archetypes) == {"engaged", "new", "cooling", "at_risk", "lapsed", "reengaged"}
     assert all(n > 100 for n in archetypes.values())
     times = Touchpoint.objects.values_list("occurred_at", flat=True)
@@ -65,6 +71,7 @@ def test_population_is_believable():
     assert min(renewals) > AS_OF.date()
     assert (max(renewals) - min(renewals)).days > 300
     assert not Customer.objects.filter(plan="Free").exclude(renewal_date=None).exists()
+
     # Lapsed customers have not acted lately; engaged ones have.
     def median_days_since_last_action(archetype: str) -> int:
         lasts = (
