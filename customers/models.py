@@ -285,7 +285,8 @@ class StageChange(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.customer_id}: {self.from_stage or '-'} → {self.to_stage} at {self.changed_at:%Y-%m-%d}"
+        moved = f"{self.from_stage or '-'} → {self.to_stage}"
+        return f"{self.customer_id}: {moved} at {self.changed_at:%Y-%m-%d}"
 
 
 class ScoreSnapshot(models.Model):
@@ -383,6 +384,9 @@ class JobRun(models.Model):
         ordering = ["-started_at", "-id"]
         indexes = [models.Index(fields=["kind", "status"], name="jobrun_kind_status_idx")]
 
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} #{self.pk} ({self.status})"
+
     @property
     def progress(self) -> float:
         if self.status == self.Status.SUCCEEDED:
@@ -396,9 +400,6 @@ class JobRun(models.Model):
         if self.finished_at is None:
             return None
         return (self.finished_at - self.started_at).total_seconds()
-
-    def __str__(self) -> str:
-        return f"{self.get_kind_display()} #{self.pk} ({self.status})"
 
 
 class JobChunk(models.Model):
