@@ -266,7 +266,8 @@ def _p_alive(state: _State, now: float, params: bgnbd.MBGParams | None) -> np.nd
     if params is None or not acted.any():
         return result
     x = state.frequency[acted] - 1
-    t_x = np.maximum((state.last[acted] - state.first[acted]) / DAY, 0.0)
+    # One action means no repeat: t_x is 0 by definition (first and last are the same act).
+    t_x = np.where(x > 0, np.maximum((state.last[acted] - state.first[acted]) / DAY, 0.0), 0.0)
     age = np.maximum((now - state.first[acted]) / DAY, t_x)
     result[acted] = bgnbd.p_alive(params, x, t_x, age)
     return result
@@ -647,6 +648,38 @@ def _rescore_range_numpy(first_id: int, last_id: int, config: EngineConfig) -> i
         updates,
     )
     return len(updates)
+
+
+# --- epoch rebase ------------------------------------------------------------------------
+
+
+def engagement_rebase(*, new_epoch: datetime) -> int:
+    """Move the forward-decay epoch to ``new_epoch`` (decay.py step 4): every stored sum is
+    multiplied by ``2^(−(new − old)/h)`` and the epoch moves in the same transaction, so every
+    score is unchanged. Returns the number of customers rescaled."""
+    with transaction.atomic():
+        engine_write_lock(shared=False)
+        settings = EngagementSettings.objects.select_for_update().get(pk=1)
+        factor = decay.rebase_factor(
+            settings.decay_epoch.timestamp(),
+            new_epoch.timestamp(),
+            half_life_days=settings.half_life_days,
+        )
+        rescaled = Engagement.objects.update(decay_sum=F("decay_sum") * factor)
+        EngagementSettings.objects.filter(pk=1).update(decay_epoch=new_epoch)
+    return rescaled
+
+
+def engagement_rebase_if_needed(*, now: datetime) -> bool:
+    settings = EngagementSettings.load()
+    if not decay.needs_rebase(
+        now.timestamp(),
+        epoch=settings.decay_epoch.timestamp(),
+        half_life_days=settings.half_life_days,
+    ):
+        return False
+    engagement_rebase(new_epoch=now)
+    return True
 
 
 # --- nightly pass ------------------------------------------------------------------------

@@ -209,6 +209,7 @@ def nightly_start(
                     "reason": "already done" if done else "another nightly is starting",
                 },
             )
+        engagement.engagement_rebase_if_needed(now=now)
         fit_run = JobRun.objects.create(
             kind=JobRun.Kind.FIT, started_at=timezone.now(), triggered_by=triggered_by
         )
