@@ -567,3 +567,22 @@ def demo_password() -> str:
 
 def as_of_from_date(value: date) -> datetime:
     return datetime(value.year, value.month, value.day, tzinfo=UTC)
+
+
+def demo_history_replay(
+    *, days: int, as_of: datetime, progress: Callable[[int], None] | None = None
+) -> None:
+    """Run the engine once per day over the last ``days`` days, as it would have run then,
+    so a fresh demo has stage changes, re-engaged customers, snapshots and trends; then
+    bring everything to the present."""
+    from customers import jobs
+
+    for offset in range(days, -1, -1):
+        moment = as_of - timedelta(days=offset)
+        jobs.run_inline(
+            jobs.rescore_start(full=True, as_of=moment, reason="demo history", triggered_by="demo")
+        )
+        jobs.run_inline(jobs.nightly_start(day=moment.date(), now=moment, triggered_by="demo"))
+        if progress:
+            progress(1)
+    jobs.run_inline(jobs.rescore_start(full=True, reason="demo: up to now", triggered_by="demo"))

@@ -514,7 +514,12 @@ class RangeResult:
 
 
 def engagement_rescore_range(
-    first_id: int, last_id: int, *, full: bool, now: datetime | None = None
+    first_id: int,
+    last_id: int,
+    *,
+    full: bool,
+    now: datetime | None = None,
+    history_until: datetime | None = None,
 ) -> RangeResult:
     """Recompute decay sums of customers ``first_id..last_id`` from their whole history.
 
@@ -523,15 +528,17 @@ def engagement_rescore_range(
     weight or half-life change only moves decay sums. Sets absolute values, so running a
     range twice changes nothing the second time. Queued touchpoints of the range are
     consumed in the same statement (same snapshot), so none is counted twice or lost.
-    Call inside a transaction.
+    ``history_until`` counts only touchpoints up to that instant (replaying the past, e.g.
+    for demo history). Call inside a transaction.
     """
     config = engine_config()
     engine_write_lock(shared=True)
     range_lock(first_id)
+    until = history_until or datetime.max.replace(tzinfo=UTC)
     if connection.vendor == "postgresql":
-        customers = _rescore_range_sql(first_id, last_id, config)
+        customers = _rescore_range_sql(first_id, last_id, config, until)
     else:
-        customers = _rescore_range_numpy(first_id, last_id, config)
+        customers = _rescore_range_numpy(first_id, last_id, config, until)
     changes = 0
     if full:
         now_s = (now or timezone.now()).timestamp()
@@ -541,7 +548,7 @@ def engagement_rescore_range(
     return RangeResult(customers, changes)
 
 
-def _rescore_range_sql(first_id: int, last_id: int, config: EngineConfig) -> int:
+def _rescore_range_sql(first_id: int, last_id: int, config: EngineConfig, until: datetime) -> int:
     t = Touchpoint._meta.db_table
     tt = TouchpointType._meta.db_table
     e = Engagement._meta.db_table
@@ -558,7 +565,7 @@ def _rescore_range_sql(first_id: int, last_id: int, config: EngineConfig) -> int
                    MAX(tp.occurred_at) FILTER (WHERE ty.counts_as_engagement) AS last_at,
                    COUNT(*) FILTER (WHERE ty.counts_as_engagement) AS n
             FROM {t} tp JOIN {tt} ty ON ty.id = tp.type_id AND ty.is_active
-            WHERE tp.customer_id BETWEEN %(lo)s AND %(hi)s
+            WHERE tp.customer_id BETWEEN %(lo)s AND %(hi)s AND tp.occurred_at <= %(until)s
             GROUP BY tp.customer_id
         ),
         target AS (
@@ -585,12 +592,13 @@ def _rescore_range_sql(first_id: int, last_id: int, config: EngineConfig) -> int
                 "hi": last_id,
                 "epoch": config.epoch,
                 "scale": decay.decay_exponent_scale(config.half_life_days),
+                "until": until,
             },
         )
         return cursor.rowcount
 
 
-def _rescore_range_numpy(first_id: int, last_id: int, config: EngineConfig) -> int:
+def _rescore_range_numpy(first_id: int, last_id: int, config: EngineConfig, until: datetime) -> int:
     t = Touchpoint._meta.db_table
     tt = TouchpointType._meta.db_table
     e = Engagement._meta.db_table
@@ -599,8 +607,8 @@ def _rescore_range_numpy(first_id: int, last_id: int, config: EngineConfig) -> i
         cursor.execute(
             f"SELECT tp.customer_id, CAST(ty.weight AS DOUBLE PRECISION), ty.counts_as_engagement, "
             f"{_epoch_sql('tp.occurred_at')} FROM {t} tp JOIN {tt} ty ON ty.id = tp.type_id "
-            f"WHERE ty.is_active AND tp.customer_id BETWEEN %s AND %s",
-            [first_id, last_id],
+            f"WHERE ty.is_active AND tp.customer_id BETWEEN %s AND %s AND tp.occurred_at <= %s",
+            [first_id, last_id, until],
         )
         rows = cursor.fetchall()
         cursor.execute(

@@ -73,10 +73,16 @@ def job_start(
     return run
 
 
-def rescore_start(*, full: bool, reason: str = "", triggered_by: str = "") -> JobRun:
+def rescore_start(
+    *, full: bool, reason: str = "", triggered_by: str = "", as_of: datetime | None = None
+) -> JobRun:
+    """A chunked rescore; with ``as_of``, as the engine would have seen things then."""
+    detail = {"full": full, "reason": reason}
+    if as_of is not None:
+        detail["history_until"] = as_of.isoformat()
     return job_start(
         JobRun.Kind.RESCORE,
-        detail={"full": full, "reason": reason},
+        detail=detail,
         triggered_by=triggered_by,
         chunk_ids=RESCORE_CHUNK_IDS,
     )
@@ -121,8 +127,13 @@ def chunk_run(chunk_id: int) -> bool:
 
 def _chunk_work(run: JobRun, chunk: JobChunk) -> engagement.RangeResult:
     if run.kind == JobRun.Kind.RESCORE:
+        until = run.detail.get("history_until")
         return engagement.engagement_rescore_range(
-            chunk.first_id, chunk.last_id, full=bool(run.detail.get("full"))
+            chunk.first_id,
+            chunk.last_id,
+            full=bool(run.detail.get("full")),
+            now=datetime.fromisoformat(until) if until else None,
+            history_until=datetime.fromisoformat(until) if until else None,
         )
     if run.kind == JobRun.Kind.NIGHTLY:
         day = date.fromisoformat(run.detail["day"])

@@ -28,7 +28,7 @@ def in_thread(target) -> threading.Thread:
     return thread
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_touchpoint_committed_late_is_applied_by_a_later_refresh():
     if connection.vendor != "postgresql":
         pytest.skip("SQLite serializes writers: a transaction cannot stay open beside a refresh")
@@ -53,7 +53,7 @@ def test_touchpoint_committed_late_is_applied_by_a_later_refresh():
     assert Engagement.objects.get(customer=customer).frequency == 1
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_overlapping_refresh_runs_one_and_skips_the_other():
     holding, release = threading.Event(), threading.Event()
 
@@ -73,7 +73,7 @@ def test_overlapping_refresh_runs_one_and_skips_the_other():
     assert ran.status == JobRun.Status.SUCCEEDED
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_lock_is_free_again_after_its_holder_finishes():
     with job_lock("engine-nightly") as first:
         assert first
@@ -97,21 +97,22 @@ def test_each_change_starts_the_recomputation_it_needs(changed, mode):
 
 
 @pytest.mark.django_db
-def test_weight_change_enqueues_a_rescore_after_commit(django_capture_on_commit_callbacks,
-                                                       monkeypatch):
+def test_weight_change_enqueues_a_rescore_after_commit(
+    django_capture_on_commit_callbacks, monkeypatch
+):
     sent = []
     from customers import tasks
 
     monkeypatch.setattr(tasks.rescore_task, "delay", lambda **kw: sent.append(kw))
     with django_capture_on_commit_callbacks(execute=True):
         engine_change_saved(changed=["weight"], what="touchpoint type login", user=None)
-    assert sent == [{"full": False, "reason": "touchpoint type login: weight",
-                     "triggered_by": ""}]
+    assert sent == [{"full": False, "reason": "touchpoint type login: weight", "triggered_by": ""}]
 
 
 @pytest.mark.django_db
-def test_settings_screen_save_starts_the_rescore(login, admin_user,
-                                                 django_capture_on_commit_callbacks, monkeypatch):
+def test_settings_screen_save_starts_the_rescore(
+    login, admin_user, django_capture_on_commit_callbacks, monkeypatch
+):
     from django.urls import reverse
 
     from customers import tasks
@@ -132,8 +133,9 @@ def test_settings_screen_save_starts_the_rescore(login, admin_user,
 def test_time_alone_refresh_only_touches_customers_due(django_assert_max_num_queries):
     due_customer = CustomerFactory()
     Engagement.objects.create(customer=due_customer)
-    touchpoint_add(customer=due_customer, type=TouchpointType.objects.get(key="login"),
-                   occurred_at=T0)
+    touchpoint_add(
+        customer=due_customer, type=TouchpointType.objects.get(key="login"), occurred_at=T0
+    )
     engagement_refresh(now=T0)
     quiet = [CustomerFactory() for _ in range(20)]
     for c in quiet:

@@ -22,21 +22,39 @@ from customers.models import Engagement, JobChunk, JobRun, Touchpoint, Touchpoin
 from customers.tasks import chunk_task
 from tests.factories import CustomerFactory
 
-pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 ROOT = Path(__file__).resolve().parents[2]
 T0 = datetime(2026, 6, 1, 12, tzinfo=UTC)
 
 
 def start_worker(queue: str) -> subprocess.Popen:
     db = connection.settings_dict
-    url = (f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST'] or '127.0.0.1'}:"
-           f"{db['PORT'] or 5432}/{db['NAME']}")
+    url = (
+        f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST'] or '127.0.0.1'}:"
+        f"{db['PORT'] or 5432}/{db['NAME']}"
+    )
     return subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "lifecycle", "worker", "-P", "solo", "-Q", queue,
-         "--without-heartbeat", "--without-gossip", "--without-mingle", "--loglevel=INFO",
-         f"--hostname={queue}-{uuid.uuid4().hex[:4]}@%h"],
-        cwd=ROOT, env={**os.environ, "DATABASE_URL": url, "PYTHONUNBUFFERED": "1"},
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "lifecycle",
+            "worker",
+            "-P",
+            "solo",
+            "-Q",
+            queue,
+            "--without-heartbeat",
+            "--without-gossip",
+            "--without-mingle",
+            "--loglevel=INFO",
+            f"--hostname={queue}-{uuid.uuid4().hex[:4]}@%h",
+        ],
+        cwd=ROOT,
+        env={**os.environ, "DATABASE_URL": url, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
 
 
@@ -52,10 +70,14 @@ def wait_for(condition, timeout: float = 60.0) -> None:
 def expected_sum(customer_id: int) -> float:
     config = engine_config()
     return sum(
-        float(decay.decay_terms(float(w), t.timestamp(), epoch=config.epoch,
-                                half_life_days=config.half_life_days))
-        for w, t in Touchpoint.objects.filter(customer_id=customer_id)
-        .values_list("type__weight", "occurred_at")
+        float(
+            decay.decay_terms(
+                float(w), t.timestamp(), epoch=config.epoch, half_life_days=config.half_life_days
+            )
+        )
+        for w, t in Touchpoint.objects.filter(customer_id=customer_id).values_list(
+            "type__weight", "occurred_at"
+        )
     )
 
 
@@ -68,8 +90,9 @@ def test_worker_killed_mid_rescore_leaves_consistent_data_and_next_run_finishes(
         customer = CustomerFactory(id=cid)
         Engagement.objects.create(customer=customer)
         for day in range(5):  # history written straight in: only a rescore counts it
-            Touchpoint.objects.create(customer=customer, type=login,
-                                      occurred_at=T0 - timedelta(days=day), source="test")
+            Touchpoint.objects.create(
+                customer=customer, type=login, occurred_at=T0 - timedelta(days=day), source="test"
+            )
     # Hold a row lock on the middle customer so its chunk blocks mid-transaction.
     locked, release = threading.Event(), threading.Event()
 
@@ -107,10 +130,12 @@ def test_worker_killed_mid_rescore_leaves_consistent_data_and_next_run_finishes(
     run.refresh_from_db()
     assert run.status == JobRun.Status.RUNNING and run.chunks_done == 1
     assert Engagement.objects.get(customer_id=ids[0]).decay_sum == pytest.approx(
-        expected_sum(ids[0]), rel=1e-12)
+        expected_sum(ids[0]), rel=1e-12
+    )
     assert Engagement.objects.get(customer_id=ids[1]).decay_sum == 0.0
     assert JobChunk.objects.get(run=run, first_id__lte=ids[1], last_id__gte=ids[1]).status == (
-        "pending")
+        "pending"
+    )
 
     # The next scheduled refresh re-enqueues stalled chunks; a new worker finishes the run.
     worker = start_worker(queue)
@@ -125,5 +150,6 @@ def test_worker_killed_mid_rescore_leaves_consistent_data_and_next_run_finishes(
     assert run.chunks_done == run.chunks_total == 3
     for cid in ids:
         assert Engagement.objects.get(customer_id=cid).decay_sum == pytest.approx(
-            expected_sum(cid), rel=1e-12)
+            expected_sum(cid), rel=1e-12
+        )
         assert Engagement.objects.get(customer_id=cid).frequency == 5

@@ -45,7 +45,7 @@ class Command(BaseCommand):
             user.groups.add(Group.objects.get(name=role.value))
         demo_owners_ensure(password)
         if not Customer.objects.exists():
-            call_command("seed_demo", customers=customers, stdout=self.stdout)
+            call_command("seed_demo", customers=customers, history_days=35, stdout=self.stdout)
         self.stdout.write(
             self.style.SUCCESS(
                 "\n  Lifecycle is starting on http://127.0.0.1:8000/\n"

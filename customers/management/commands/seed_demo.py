@@ -3,7 +3,13 @@ from datetime import date
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from customers.demo import as_of_from_date, demo_clear, demo_seed
+from customers.demo import (
+    as_of_from_date,
+    demo_clear,
+    demo_default_as_of,
+    demo_history_replay,
+    demo_seed,
+)
 
 
 class Command(BaseCommand):
@@ -21,8 +27,15 @@ class Command(BaseCommand):
         parser.add_argument(
             "--replace", action="store_true", help="Delete existing demo customers first."
         )
+        parser.add_argument(
+            "--history-days",
+            type=int,
+            default=0,
+            help="Then run the engine once per day over this many past days (stage changes, "
+            "snapshots and trends for the screens); 0 computes only the present.",
+        )
 
-    def handle(self, *args, customers, seed, as_of, replace, **options):
+    def handle(self, *args, customers, seed, as_of, replace, history_days, **options):
         if replace:
             removed, touchpoints = demo_clear()
             self.stdout.write(f"Removed {removed} demo customers and {touchpoints} touchpoints.")
@@ -38,6 +51,11 @@ class Command(BaseCommand):
                 )
             except ValueError as exc:
                 raise CommandError(str(exc)) from exc
+        moment = as_of_from_date(as_of) if as_of else demo_default_as_of()
+        with tqdm(
+            total=history_days + 1, unit="day", disable=not self.stdout.isatty(), leave=False
+        ) as bar:
+            demo_history_replay(days=history_days, as_of=moment, progress=bar.update)
         self.stdout.write(
             self.style.SUCCESS(
                 f"Created {result.customers:,} customers and {result.touchpoints:,} touchpoints "
