@@ -476,6 +476,8 @@ def engagement_refresh(
     while True:
         with transaction.atomic():
             engine_write_lock(shared=False)
+            if _rescore_in_progress():
+                break  # its chunks will overwrite these customers; the queue waits for it
             drained = _drain_pending(batch_size)
             if not drained:
                 break
@@ -490,6 +492,8 @@ def engagement_refresh(
     while True:
         with transaction.atomic():
             engine_write_lock(shared=False)
+            if _rescore_in_progress():
+                break
             due_ids = list(
                 Engagement.objects.filter(stage_due_at__lte=now_dt)
                 .order_by("stage_due_at")
@@ -502,6 +506,12 @@ def engagement_refresh(
             customers += result.customers
             changes += result.changes
     return RefreshResult(applied, customers, changes, time.perf_counter() - started)
+
+
+def _rescore_in_progress() -> bool:
+    from customers.models import JobRun
+
+    return JobRun.objects.filter(kind=JobRun.Kind.RESCORE, status=JobRun.Status.RUNNING).exists()
 
 
 # --- full rescore of a range -------------------------------------------------------------
@@ -518,6 +528,7 @@ def engagement_rescore_range(
     last_id: int,
     *,
     full: bool,
+    run_id: int | None = None,
     now: datetime | None = None,
     history_until: datetime | None = None,
 ) -> RangeResult:
@@ -526,17 +537,20 @@ def engagement_rescore_range(
     With ``full``, also recompute activity (first/last engagement action, frequency) and
     re-stage the range — needed when a type's engagement flag or active flag changed; a
     weight or half-life change only moves decay sums. Sets absolute values, so running a
-    range twice changes nothing the second time. Queued touchpoints of the range are
-    consumed in the same statement (same snapshot), so none is counted twice or lost.
-    ``history_until`` counts only touchpoints up to that instant (replaying the past, e.g.
-    for demo history). Call inside a transaction.
+    range twice changes nothing the second time. ``history_until`` counts only touchpoints
+    up to that instant (replaying the past, e.g. for demo history).
+
+    PostgreSQL: writes back what ``engagement_rescore_prepare`` staged for ``run_id`` in one
+    parallel pass. SQLite: aggregates the range here with numpy. Call inside a transaction.
     """
     config = engine_config()
     engine_write_lock(shared=True)
     range_lock(first_id)
     until = history_until or datetime.max.replace(tzinfo=UTC)
     if connection.vendor == "postgresql":
-        customers = _rescore_range_sql(first_id, last_id, config, until)
+        if run_id is None:
+            raise ValueError("On PostgreSQL a rescore range needs the run whose data was staged.")
+        customers = _rescore_range_from_staged(first_id, last_id, run_id)
     else:
         customers = _rescore_range_numpy(first_id, last_id, config, until)
     changes = 0
@@ -548,30 +562,95 @@ def engagement_rescore_range(
     return RangeResult(customers, changes)
 
 
-def _rescore_range_sql(first_id: int, last_id: int, config: EngineConfig, until: datetime) -> int:
+def staging_tables(run_id: int) -> tuple[str, str]:
+    return f"engine_rescore_{int(run_id)}", f"engine_rescore_pending_{int(run_id)}"
+
+
+def engagement_rescore_prepare(run_id: int, *, history_until: datetime | None = None) -> int:
+    """PostgreSQL phase A of a rescore: every customer's aggregates in one parallel pass.
+
+    1. Take the engine write lock exclusively at session level *before* the snapshot
+       exists, so no refresh batch is half-way (refresh batches then see the running
+       rescore and leave the queue alone until it ends).
+    2. In one REPEATABLE READ snapshot: ``CREATE UNLOGGED TABLE … AS`` the per-customer
+       decay sum and activity over all touchpoints (a statement PostgreSQL runs with
+       parallel workers, which an ``UPDATE`` cannot use), and the queued touchpoints
+       visible in that same snapshot — exactly those the staged sums already include.
+    3. The chunks (phase B) write staged values back and delete those queue rows.
+
+    Returns the number of customers with touchpoints.
+    """
+    from customers.locks import ENGINE_WRITE_KEY, LOCK_NAMESPACE
+
+    config = engine_config()
+    staged, pending = staging_tables(run_id)
     t = Touchpoint._meta.db_table
     tt = TouchpointType._meta.db_table
+    p = PendingTouchpoint._meta.db_table
+    until = history_until or datetime.max.replace(tzinfo=UTC)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_lock(%s, %s)", [LOCK_NAMESPACE, ENGINE_WRITE_KEY])
+        try:
+            owns_transaction = not connection.in_atomic_block
+            with transaction.atomic():
+                if owns_transaction:  # inside a caller's transaction the level is theirs
+                    cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                cursor.execute(f"DROP TABLE IF EXISTS {staged}, {pending}")
+                cursor.execute(
+                    f"""
+                    CREATE UNLOGGED TABLE {staged} AS
+                    SELECT tp.customer_id,
+                           SUM(ty.weight::float8
+                               * exp((date_part('epoch', tp.occurred_at) - %(epoch)s)
+                                     * %(scale)s)) AS decay_sum,
+                           MIN(tp.occurred_at) FILTER (WHERE ty.counts_as_engagement)
+                               AS first_at,
+                           MAX(tp.occurred_at) FILTER (WHERE ty.counts_as_engagement)
+                               AS last_at,
+                           COUNT(*) FILTER (WHERE ty.counts_as_engagement) AS n
+                    FROM {t} tp JOIN {tt} ty ON ty.id = tp.type_id AND ty.is_active
+                    WHERE tp.occurred_at <= %(until)s
+                    GROUP BY tp.customer_id
+                    """,
+                    {
+                        "epoch": config.epoch,
+                        "scale": decay.decay_exponent_scale(config.half_life_days),
+                        "until": until,
+                    },
+                )
+                customers = cursor.rowcount
+                cursor.execute(
+                    f"CREATE UNLOGGED TABLE {pending} AS SELECT id, customer_id FROM {p}"
+                )
+                cursor.execute(f"CREATE INDEX ON {staged} (customer_id)")
+                cursor.execute(f"CREATE INDEX ON {pending} (customer_id)")
+        finally:
+            cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [LOCK_NAMESPACE, ENGINE_WRITE_KEY])
+    return customers
+
+
+def engagement_rescore_cleanup(run_id: int) -> None:
+    """Drop a finished or superseded run's staging tables."""
+    if connection.vendor != "postgresql":
+        return
+    staged, pending = staging_tables(run_id)
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP TABLE IF EXISTS {staged}, {pending}")
+
+
+def _rescore_range_from_staged(first_id: int, last_id: int, run_id: int) -> int:
+    staged, pending = staging_tables(run_id)
     e = Engagement._meta.db_table
     p = PendingTouchpoint._meta.db_table
     sql = f"""
         WITH consumed AS (
-            DELETE FROM {p} WHERE customer_id BETWEEN %(lo)s AND %(hi)s
-        ),
-        agg AS (
-            SELECT tp.customer_id,
-                   SUM(ty.weight::float8 * exp((date_part('epoch', tp.occurred_at) - %(epoch)s)
-                       * %(scale)s)) AS decay_sum,
-                   MIN(tp.occurred_at) FILTER (WHERE ty.counts_as_engagement) AS first_at,
-                   MAX(tp.occurred_at) FILTER (WHERE ty.counts_as_engagement) AS last_at,
-                   COUNT(*) FILTER (WHERE ty.counts_as_engagement) AS n
-            FROM {t} tp JOIN {tt} ty ON ty.id = tp.type_id AND ty.is_active
-            WHERE tp.customer_id BETWEEN %(lo)s AND %(hi)s AND tp.occurred_at <= %(until)s
-            GROUP BY tp.customer_id
+            DELETE FROM {p} WHERE id IN (
+                SELECT id FROM {pending} WHERE customer_id BETWEEN %(lo)s AND %(hi)s)
         ),
         target AS (
-            SELECT e2.customer_id, COALESCE(agg.decay_sum, 0) AS decay_sum, agg.first_at,
-                   agg.last_at, COALESCE(agg.n, 0) AS n
-            FROM {e} e2 LEFT JOIN agg ON agg.customer_id = e2.customer_id
+            SELECT e2.customer_id, COALESCE(s.decay_sum, 0) AS decay_sum, s.first_at,
+                   s.last_at, COALESCE(s.n, 0) AS n
+            FROM {e} e2 LEFT JOIN {staged} s ON s.customer_id = e2.customer_id
             WHERE e2.customer_id BETWEEN %(lo)s AND %(hi)s
         )
         UPDATE {e} AS e SET decay_sum = target.decay_sum,
@@ -579,22 +658,14 @@ def _rescore_range_sql(first_id: int, last_id: int, config: EngineConfig, until:
             frequency = target.n
         FROM target
         WHERE e.customer_id = target.customer_id
-          AND (abs(e.decay_sum - target.decay_sum) > 1e-12 * greatest(abs(target.decay_sum), 1e-300)
+          AND (abs(e.decay_sum - target.decay_sum)
+                   > 1e-12 * greatest(abs(target.decay_sum), 1e-300)
                OR e.frequency <> target.n
                OR e.first_engagement_at IS DISTINCT FROM target.first_at
                OR e.last_engagement_at IS DISTINCT FROM target.last_at)
     """
     with connection.cursor() as cursor:
-        cursor.execute(
-            sql,
-            {
-                "lo": first_id,
-                "hi": last_id,
-                "epoch": config.epoch,
-                "scale": decay.decay_exponent_scale(config.half_life_days),
-                "until": until,
-            },
-        )
+        cursor.execute(sql, {"lo": first_id, "hi": last_id})
         return cursor.rowcount
 
 

@@ -20,7 +20,7 @@ import traceback
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -51,9 +51,16 @@ def job_start(
     """Create a run and its chunks. For a rescore, supersede any running rescore."""
     with transaction.atomic():
         if kind == JobRun.Kind.RESCORE:
-            JobRun.objects.filter(kind=kind, status=JobRun.Status.RUNNING).update(
+            superseded = list(
+                JobRun.objects.filter(kind=kind, status=JobRun.Status.RUNNING).values_list(
+                    "pk", flat=True
+                )
+            )
+            JobRun.objects.filter(pk__in=superseded).update(
                 status=JobRun.Status.SUPERSEDED, finished_at=timezone.now()
             )
+            for old in superseded:
+                transaction.on_commit(lambda old=old: engagement.engagement_rescore_cleanup(old))
         ranges = _id_ranges(chunk_ids)
         run = JobRun.objects.create(
             kind=kind,
@@ -80,12 +87,23 @@ def rescore_start(
     detail = {"full": full, "reason": reason}
     if as_of is not None:
         detail["history_until"] = as_of.isoformat()
-    return job_start(
+    run = job_start(
         JobRun.Kind.RESCORE,
         detail=detail,
         triggered_by=triggered_by,
         chunk_ids=RESCORE_CHUNK_IDS,
     )
+    if connection.vendor == "postgresql" and run.status == JobRun.Status.RUNNING:
+        try:
+            engagement.engagement_rescore_prepare(run.pk, history_until=as_of)
+        except Exception as exc:
+            JobRun.objects.filter(pk=run.pk).update(
+                status=JobRun.Status.FAILED,
+                finished_at=timezone.now(),
+                error=f"preparing the rescore: {exc}",
+            )
+            raise
+    return run
 
 
 def chunk_run(chunk_id: int) -> bool:
@@ -132,6 +150,7 @@ def _chunk_work(run: JobRun, chunk: JobChunk) -> engagement.RangeResult:
             chunk.first_id,
             chunk.last_id,
             full=bool(run.detail.get("full")),
+            run_id=run.pk,
             now=datetime.fromisoformat(until) if until else None,
             history_until=datetime.fromisoformat(until) if until else None,
         )
@@ -149,6 +168,8 @@ def _finish(run_id: int) -> None:
     ).update(status=JobRun.Status.SUCCEEDED, finished_at=timezone.now())
     if finished:
         run = JobRun.objects.get(pk=run_id)
+        if run.kind == JobRun.Kind.RESCORE:
+            engagement.engagement_rescore_cleanup(run.pk)
         if run.kind == JobRun.Kind.NIGHTLY:
             engagement.stage_daily_record(date.fromisoformat(run.detail["day"]))
 

@@ -142,3 +142,41 @@ def test_time_alone_refresh_only_touches_customers_due(django_assert_max_num_que
         Engagement.objects.create(customer=c, stage="lapsed", stage_since=T0, stage_due_at=None)
     result = engagement_refresh(now=T0 + timedelta(days=400))
     assert result.customers == 1  # only the one whose stage was due
+
+
+@pytest.mark.django_db
+def test_touchpoints_arriving_around_a_rescore_count_exactly_once():
+    """Queued before the rescore, arriving between its phases, and after: each counted once."""
+    from customers.engagement import engine_config
+    from customers.engine import decay
+    from customers.models import Touchpoint
+
+    login = TouchpointType.objects.get(key="login")
+    customer = CustomerFactory()
+    Engagement.objects.create(customer=customer)
+    touchpoint_add(customer=customer, type=login, occurred_at=T0 - timedelta(days=3))
+    engagement_refresh(now=T0)
+    touchpoint_add(customer=customer, type=login, occurred_at=T0 - timedelta(days=2))  # queued
+    run = jobs.rescore_start(full=False)  # PostgreSQL: phase A stages sums here
+    touchpoint_add(customer=customer, type=login, occurred_at=T0 - timedelta(days=1))  # between
+    during = engagement_refresh(now=T0)
+    jobs.run_inline(run)
+    touchpoint_add(customer=customer, type=login, occurred_at=T0)  # after
+    engagement_refresh(now=T0)
+    engagement_refresh(now=T0)
+
+    if connection.vendor == "postgresql":
+        assert during.touchpoints_applied == 0  # the queue waits while a rescore runs
+    config = engine_config()
+    expected = sum(
+        float(decay.decay_terms(3.0, t.timestamp(), epoch=config.epoch,
+                                half_life_days=config.half_life_days))
+        for t in Touchpoint.objects.filter(customer=customer).values_list("occurred_at",
+                                                                          flat=True)
+    )
+    engagement = Engagement.objects.get(customer=customer)
+    assert engagement.decay_sum == pytest.approx(expected, rel=1e-12)
+    assert engagement.frequency == 4
+    from customers.models import PendingTouchpoint
+
+    assert not PendingTouchpoint.objects.exists()
