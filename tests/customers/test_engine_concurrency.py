@@ -169,10 +169,12 @@ def test_touchpoints_arriving_around_a_rescore_count_exactly_once():
         assert during.touchpoints_applied == 0  # the queue waits while a rescore runs
     config = engine_config()
     expected = sum(
-        float(decay.decay_terms(3.0, t.timestamp(), epoch=config.epoch,
-                                half_life_days=config.half_life_days))
-        for t in Touchpoint.objects.filter(customer=customer).values_list("occurred_at",
-                                                                          flat=True)
+        float(
+            decay.decay_terms(
+                3.0, t.timestamp(), epoch=config.epoch, half_life_days=config.half_life_days
+            )
+        )
+        for t in Touchpoint.objects.filter(customer=customer).values_list("occurred_at", flat=True)
     )
     engagement = Engagement.objects.get(customer=customer)
     assert engagement.decay_sum == pytest.approx(expected, rel=1e-12)
