@@ -102,7 +102,7 @@ def generate(customers: int, touchpoints: int) -> None:
         c.execute("SET session_replication_role = DEFAULT")
         c.execute(
             "CREATE INDEX touchpoint_customer_time_idx ON customers_touchpoint "
-            "(customer_id, occurred_at)"
+            "(customer_id, occurred_at) INCLUDE (type_id)"  # exactly as the migration has it
         )
     with connection.cursor() as c:
         c.execute("VACUUM ANALYZE customers_touchpoint")

@@ -639,7 +639,9 @@ def engagement_rescore_prepare(run_id: int, *, history_until: datetime | None = 
                 # Weights and flags as arrays indexed by type id: no join, so the planner
                 # can stream the covering index in customer order (a join breaks the order
                 # and makes it hash 20M rows into 1M groups, spilling at default work_mem).
+                # Both off: with sorting allowed the planner may sort 20M rows externally.
                 cursor.execute("SET LOCAL enable_hashagg = off")
+                cursor.execute("SET LOCAL enable_sort = off")
                 weights, engaging = _type_arrays()
                 cursor.execute(
                     f"""
