@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     from customers import jobs
     from customers.engagement import engagement_fit, engagement_refresh, pending_record
-    from customers.models import Customer, Engagement, Touchpoint, TouchpointType
+    from customers.models import Customer, Engagement, JobRun, Touchpoint, TouchpointType
 
     results: dict = {}
     print(
@@ -231,6 +231,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     fit_s = _timed("MBG/NBD fit + P(alive) for every customer", fit_and_p_alive, results)
     peak_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    JobRun.objects.filter(kind=JobRun.Kind.NIGHTLY).delete()  # today may be done (--reuse)
     nightly_s = _timed(
         "whole nightly pass (stages, trend, snapshot written back)",
         lambda: jobs.run_inline(jobs.nightly_start()),
