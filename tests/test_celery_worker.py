@@ -1,8 +1,6 @@
 """A real Celery worker, started by the test on the configured broker, runs a task."""
 
-import os
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 
@@ -10,6 +8,7 @@ import pytest
 from django.conf import settings
 
 from lifecycle.celery import app, ping
+from tests.workers import worker_start
 
 pytestmark = pytest.mark.worker
 ROOT = Path(__file__).resolve().parent.parent
@@ -23,30 +22,7 @@ def worker_queue():
         pytest.skip("no result backend to read the answer from")
     # A private queue, so a developer's running worker cannot take the test's task.
     queue = f"test-{uuid.uuid4().hex[:8]}"
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "lifecycle",
-            "worker",
-            "-P",
-            "solo",
-            "-Q",
-            queue,
-            "--without-heartbeat",
-            "--without-gossip",
-            "--without-mingle",
-            "--loglevel=INFO",
-            f"--hostname={queue}@%h",
-        ],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    process = worker_start(queue, capture=True)
     yield queue
     process.terminate()
     try:

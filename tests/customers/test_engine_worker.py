@@ -1,10 +1,8 @@
 """A real worker killed in the middle of a rescore leaves consistent data; the next run
 finishes the job (PostgreSQL + the configured broker)."""
 
-import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -21,6 +19,7 @@ from customers.engine import decay
 from customers.models import Engagement, JobChunk, JobRun, Touchpoint, TouchpointType
 from customers.tasks import chunk_task
 from tests.factories import CustomerFactory
+from tests.workers import worker_start
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,29 +32,7 @@ def start_worker(queue: str) -> subprocess.Popen:
         f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST'] or '127.0.0.1'}:"
         f"{db['PORT'] or 5432}/{db['NAME']}"
     )
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "lifecycle",
-            "worker",
-            "-P",
-            "solo",
-            "-Q",
-            queue,
-            "--without-heartbeat",
-            "--without-gossip",
-            "--without-mingle",
-            "--loglevel=INFO",
-            f"--hostname={queue}-{uuid.uuid4().hex[:4]}@%h",
-        ],
-        cwd=ROOT,
-        env={**os.environ, "DATABASE_URL": url, "PYTHONUNBUFFERED": "1"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    return worker_start(queue, env={"DATABASE_URL": url})
 
 
 def wait_for(condition, timeout: float = 60.0) -> None:
