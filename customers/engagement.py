@@ -48,7 +48,9 @@ from customers.models import (
 
 DAY = decay.SECONDS_PER_DAY
 TREND_DAYS = 30
-REFRESH_BATCH = 5_000
+# Queue rows per refresh batch: SQLite caps a statement at 32,766 variables.
+REFRESH_BATCH_POSTGRES = 20_000
+REFRESH_BATCH_SQLITE = 5_000
 
 
 # --- configuration -----------------------------------------------------------------------
@@ -175,8 +177,9 @@ def _bulk_update(table: str, key: str, columns: Sequence[str], rows: list[tuple]
             all_cols = [key, *columns]
             placeholders = "(" + ", ".join(["%s"] * len(all_cols)) + ")"
             typed_first = "(" + ", ".join(f"%s::{types[c]}" for c in all_cols) + ")"
-            for start in range(0, len(rows), 5_000):
-                part = rows[start : start + 5_000]
+            per_statement = max(1, 60_000 // len(all_cols))  # < 65,535 parameters
+            for start in range(0, len(rows), per_statement):
+                part = rows[start : start + per_statement]
                 values_sql = ", ".join([typed_first] + [placeholders] * (len(part) - 1))
                 assignments = ", ".join(f"{c} = v.{c}" for c in columns)
                 cursor.execute(
@@ -253,6 +256,12 @@ def _load_state(where_sql: str, params: Sequence) -> _State:
     )
 
 
+def _load_state_ids(ids: Sequence[int]) -> _State:
+    if connection.vendor == "postgresql":
+        return _load_state("e.customer_id = ANY(%s)", [list(ids)])
+    return _load_state(f"e.customer_id IN ({', '.join(['%s'] * len(ids))})", list(ids))
+
+
 def _latest_fit() -> bgnbd.MBGParams | None:
     fit = ModelFit.objects.order_by("-created_at").first()
     if fit is None:
@@ -292,9 +301,12 @@ def _stage_and_write(
     params: bgnbd.MBGParams | None,
     *,
     trend: np.ndarray | None = None,
+    write_activity: bool = False,
 ) -> tuple[StagePassResult, np.ndarray, np.ndarray, np.ndarray]:
     """Evaluate stages for loaded customers, write state and stage-change rows.
 
+    With ``write_activity`` the decay sum and activity in ``state`` are written in the same
+    statement (the refresh updates them in memory first: one row version per customer).
     Returns the pass counts plus (scores, stage codes, P(alive)) for snapshots.
     """
     n = len(state.ids)
@@ -332,6 +344,16 @@ def _stage_and_write(
                 None if math.isnan(gap[i]) else float(gap[i]),
                 now_dt,
                 *(() if trend is None else (None if math.isnan(trend[i]) else float(trend[i]),)),
+                *(
+                    ()
+                    if not write_activity
+                    else (
+                        float(state.decay_sum[i]),
+                        _to_datetime(state.first[i]),
+                        _to_datetime(state.last[i]),
+                        int(state.frequency[i]),
+                    )
+                ),
             )
         )
     columns = [
@@ -345,6 +367,8 @@ def _stage_and_write(
     ]
     if trend is not None:
         columns.append("trend_30d")
+    if write_activity:
+        columns += ["decay_sum", "first_engagement_at", "last_engagement_at", "frequency"]
     _bulk_update(Engagement._meta.db_table, "customer_id", columns, rows)
     changes = [
         StageChange(
@@ -396,31 +420,61 @@ def _drain_pending(limit: int) -> list[tuple[int, int]]:
         return [(r[1], r[2]) for r in rows]
 
 
-def _apply_touchpoints(touchpoint_ids: list[int], config: EngineConfig) -> np.ndarray:
-    """Add the forward-decay terms and activity of these touchpoints to their customers.
+@dataclass(frozen=True)
+class _Deltas:
+    """Per customer: the decay terms, first/last engagement action and count to add."""
 
-    Returns the affected customer ids. Additive updates commute, so concurrent appliers of
-    different touchpoints of one customer (serialized by the row lock) stay correct.
-    """
-    if connection.vendor == "postgresql":
-        return _apply_touchpoints_sql(touchpoint_ids, config)
+    ids: np.ndarray
+    decay: np.ndarray
+    first: np.ndarray  # NaN where none of the touchpoints is an engagement action
+    last: np.ndarray
+    count: np.ndarray
+
+
+def _pending_deltas(touchpoint_ids: list[int], config: EngineConfig) -> _Deltas:
+    """Aggregate queued touchpoints per customer (read only; applied with the stage write)."""
     t = Touchpoint._meta.db_table
     tt = TouchpointType._meta.db_table
+    scale = decay.decay_exponent_scale(config.half_life_days)
     with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                f"""
+                SELECT tp.customer_id,
+                       COALESCE(SUM(ty.weight::float8
+                           * exp((date_part('epoch', tp.occurred_at) - %(epoch)s) * %(scale)s))
+                           FILTER (WHERE ty.is_active), 0),
+                       MIN(date_part('epoch', tp.occurred_at))
+                           FILTER (WHERE ty.counts_as_engagement AND ty.is_active),
+                       MAX(date_part('epoch', tp.occurred_at))
+                           FILTER (WHERE ty.counts_as_engagement AND ty.is_active),
+                       COUNT(*) FILTER (WHERE ty.counts_as_engagement AND ty.is_active)
+                FROM {t} tp JOIN {tt} ty ON ty.id = tp.type_id
+                WHERE tp.id = ANY(%(ids)s)
+                GROUP BY tp.customer_id ORDER BY tp.customer_id
+                """,
+                {"ids": list(touchpoint_ids), "epoch": config.epoch, "scale": scale},
+            )
+            rows = cursor.fetchall()
+            data = np.array(rows, dtype=float).reshape(-1, 5)
+            return _Deltas(
+                data[:, 0].astype(np.int64), data[:, 1], data[:, 2], data[:, 3], data[:, 4]
+            )
         cursor.execute(
-            f"SELECT tp.customer_id, CAST(ty.weight AS DOUBLE PRECISION), ty.counts_as_engagement, "
-            f"ty.is_active, {_epoch_sql('tp.occurred_at')} "
+            f"SELECT tp.customer_id, CAST(ty.weight AS DOUBLE PRECISION), "
+            f"ty.counts_as_engagement, ty.is_active, {_epoch_sql('tp.occurred_at')} "
             f"FROM {t} tp JOIN {tt} ty ON ty.id = tp.type_id "
             f"WHERE tp.id IN ({', '.join(['%s'] * len(touchpoint_ids))})",
-            touchpoint_ids,
+            list(touchpoint_ids),
         )
         rows = cursor.fetchall()
+    empty = np.zeros(0)
     if not rows:
-        return np.zeros(0, dtype=np.int64)
+        return _Deltas(empty.astype(np.int64), empty, empty, empty, empty)
     cust = np.array([r[0] for r in rows], dtype=np.int64)
     weight = np.array([float(r[1]) for r in rows])
-    engaging = np.array([bool(r[2]) and bool(r[3]) for r in rows])
     active = np.array([bool(r[3]) for r in rows])
+    engaging = np.array([bool(r[2]) for r in rows]) & active
     when = np.array([r[4] for r in rows], dtype=float)
     terms = np.where(
         active,
@@ -428,83 +482,44 @@ def _apply_touchpoints(touchpoint_ids: list[int], config: EngineConfig) -> np.nd
         0.0,
     )
     ids, inverse = np.unique(cust, return_inverse=True)
-    delta = np.bincount(inverse, weights=terms, minlength=len(ids))
-    count = np.bincount(inverse, weights=engaging.astype(float), minlength=len(ids))
     first = np.full(len(ids), np.inf)
     last = np.full(len(ids), -np.inf)
     np.minimum.at(first, inverse[engaging], when[engaging])
     np.maximum.at(last, inverse[engaging], when[engaging])
-    e = Engagement._meta.db_table
-    updates = [
-        (
-            float(delta[i]),
-            _to_datetime(first[i]),
-            _to_datetime(last[i]),
-            int(count[i]),
-            int(ids[i]),
-        )
-        for i in range(len(ids))
-    ]
-    with connection.cursor() as cursor:
-        cursor.executemany(
-            f"UPDATE {e} SET decay_sum = decay_sum + %s, "
-            f"first_engagement_at = CASE WHEN %s IS NOT NULL AND (first_engagement_at IS NULL "
-            f"OR %s < first_engagement_at) THEN %s ELSE first_engagement_at END, "
-            f"last_engagement_at = CASE WHEN %s IS NOT NULL AND (last_engagement_at IS NULL "
-            f"OR %s > last_engagement_at) THEN %s ELSE last_engagement_at END, "
-            f"frequency = frequency + %s WHERE customer_id = %s",
-            [(d, f, f, f, la, la, la, n, cid) for d, f, la, n, cid in updates],
-        )
-    return ids
+    return _Deltas(
+        ids,
+        np.bincount(inverse, weights=terms, minlength=len(ids)),
+        np.where(np.isfinite(first), first, np.nan),
+        np.where(np.isfinite(last), last, np.nan),
+        np.bincount(inverse, weights=engaging.astype(float), minlength=len(ids)),
+    )
 
 
-def _apply_touchpoints_sql(touchpoint_ids: list[int], config: EngineConfig) -> np.ndarray:
-    """PostgreSQL: the same as ``_apply_touchpoints`` in one set-based statement."""
-    t = Touchpoint._meta.db_table
-    tt = TouchpointType._meta.db_table
-    e = Engagement._meta.db_table
-    sql = f"""
-        WITH d AS (
-            SELECT tp.customer_id,
-                   SUM(ty.weight::float8 * exp((date_part('epoch', tp.occurred_at) - %(epoch)s)
-                       * %(scale)s)) FILTER (WHERE ty.is_active) AS delta,
-                   MIN(tp.occurred_at) FILTER (WHERE ty.counts_as_engagement AND ty.is_active)
-                       AS first_at,
-                   MAX(tp.occurred_at) FILTER (WHERE ty.counts_as_engagement AND ty.is_active)
-                       AS last_at,
-                   COUNT(*) FILTER (WHERE ty.counts_as_engagement AND ty.is_active) AS n
-            FROM {t} tp JOIN {tt} ty ON ty.id = tp.type_id
-            WHERE tp.id = ANY(%(ids)s)
-            GROUP BY tp.customer_id
-        )
-        UPDATE {e} AS e
-        SET decay_sum = e.decay_sum + COALESCE(d.delta, 0),
-            first_engagement_at = LEAST(e.first_engagement_at, d.first_at),
-            last_engagement_at = GREATEST(e.last_engagement_at, d.last_at),
-            frequency = e.frequency + d.n
-        FROM d WHERE e.customer_id = d.customer_id
-        RETURNING e.customer_id
-    """
-    with connection.cursor() as cursor:
-        cursor.execute(
-            sql,
-            {
-                "ids": list(touchpoint_ids),
-                "epoch": config.epoch,
-                "scale": decay.decay_exponent_scale(config.half_life_days),
-            },
-        )
-        return np.array(sorted(r[0] for r in cursor.fetchall()), dtype=np.int64)
+def _apply_deltas(state: _State, deltas: _Deltas) -> _State:
+    """Add deltas to loaded state in memory (customers without an engagement row skipped)."""
+    position = np.searchsorted(state.ids, deltas.ids)
+    known = (position < len(state.ids)) & (
+        state.ids[np.minimum(position, len(state.ids) - 1)] == deltas.ids
+    )
+    at = position[known]
+    state.decay_sum[at] += deltas.decay[known]
+    state.first[at] = np.fmin(state.first[at], deltas.first[known])
+    state.last[at] = np.fmax(state.last[at], deltas.last[known])
+    state.frequency[at] += deltas.count[known]
+    return state
 
 
 def engagement_refresh(
-    *, now: datetime | None = None, batch_size: int = REFRESH_BATCH
+    *, now: datetime | None = None, batch_size: int | None = None
 ) -> RefreshResult:
     """The incremental refresh: cost proportional to the customers that changed.
 
     1. Drain queued touchpoints in batches (``SKIP LOCKED``); per batch, in one transaction:
-       add their forward-decay terms and activity, re-stage their customers, delete the queue
-       rows. A late-committing touchpoint is drained by a later batch or run; a crash rolls
+       sum their forward-decay terms and activity per customer, add them to the loaded state
+       in memory, re-stage, and write each customer once (one row version, not two), deleting
+       the queue rows. This read-modify-write is safe because every other writer of decay
+       sums and activity (refresh, rescore, rebase) is excluded by the engine write lock held
+       here. A late-committing touchpoint is drained by a later batch or run; a crash rolls
        the batch back and the queue rows come back.
     2. Re-stage customers whose ``stage_due_at`` has passed: time alone moved them.
     """
@@ -513,6 +528,9 @@ def engagement_refresh(
     now_s = now_dt.timestamp()
     config = engine_config()
     params = _latest_fit()
+    if batch_size is None:
+        postgres = connection.vendor == "postgresql"
+        batch_size = REFRESH_BATCH_POSTGRES if postgres else REFRESH_BATCH_SQLITE
     applied = customers = changes = 0
     while True:
         with transaction.atomic():
@@ -522,11 +540,9 @@ def engagement_refresh(
             drained = _drain_pending(batch_size)
             if not drained:
                 break
-            ids = _apply_touchpoints([t for t, _ in drained], config)
-            state = _load_state(
-                f"e.customer_id IN ({', '.join(['%s'] * len(ids))})", [int(i) for i in ids]
-            )
-            result, *_ = _stage_and_write(state, now_s, config, params)
+            deltas = _pending_deltas([t for t, _ in drained], config)
+            state = _apply_deltas(_load_state_ids(deltas.ids.tolist()), deltas)
+            result, *_ = _stage_and_write(state, now_s, config, params, write_activity=True)
             applied += len(drained)
             customers += result.customers
             changes += result.changes

@@ -6,8 +6,9 @@
   by a conditional insert/update, so a killed worker's lease simply runs out.
 - ``engine_write_lock(shared=...)``: inside a transaction, orders engine writers. Chunks of a
   full pass (each sets absolute values from history) take it shared and run side by side;
-  the incremental refresh (which adds deltas) takes it exclusive, so it never adds a
-  touchpoint that a concurrent chunk's snapshot already counted. SQLite serializes all write
+  the incremental refresh (read-modify-write of deltas) takes it exclusive, so it never adds
+  a touchpoint that a concurrent chunk's snapshot already counted, and nothing changes a
+  row between its read and its write. SQLite serializes all write
   transactions anyway (``BEGIN IMMEDIATE``), so there it is a no-op.
 """
 
