@@ -171,11 +171,6 @@ class SeedResult:
     seconds: float
 
 
-@dataclass(frozen=True)
-class _TypeTable:
-    ids: dict[str, int]
-
-
 def demo_default_as_of() -> datetime:
     """Midnight UTC today: stable within a day, so a seed reproduces the same rows."""
     today = datetime.now(UTC).date()
@@ -254,7 +249,7 @@ def demo_seed(
     started = time.perf_counter()
     as_of = as_of or demo_default_as_of()
     owners = owner_ids if owner_ids is not None else demo_owners_ensure()
-    types = _TypeTable(ids=dict(TouchpointType.objects.values_list("key", "id")))
+    type_ids = dict(TouchpointType.objects.values_list("key", "id"))
     first_id = _next_customer_id()
     total_touchpoints = 0
     done = 0
@@ -263,7 +258,7 @@ def demo_seed(
         while done < customers:
             size = min(CHUNK_CUSTOMERS, customers - done)
             rng = np.random.default_rng([seed, chunk_no])
-            chunk = _generate_chunk(rng, size, first_id + done, done, as_of, owners, types)
+            chunk = _generate_chunk(rng, size, first_id + done, done, as_of, owners, type_ids)
             _write_chunk(chunk)
             total_touchpoints += len(chunk.tp_customer)
             done += size
@@ -292,7 +287,7 @@ def _generate_chunk(
     offset: int,
     as_of: datetime,
     owners: list[int],
-    types: _TypeTable,
+    type_ids: dict[str, int],
 ) -> _Chunk:
     # 1. Who the customers are.
     archetype = rng.choice(len(ARCHETYPES), size=n, p=ARCHETYPE_SHARE)
@@ -360,7 +355,7 @@ def _generate_chunk(
     as_of_s = np.datetime64(as_of.replace(tzinfo=None), "s")
     seconds_ago = (days_ago * SECONDS_PER_DAY).astype(np.int64)
     tp_time = as_of_s - seconds_ago.astype("timedelta64[s]")
-    type_id_of_key = np.vectorize(types.ids.__getitem__, otypes=[np.int64])
+    type_id_of_key = np.vectorize(type_ids.__getitem__, otypes=[np.int64])
     tp_type = type_id_of_key(type_keys) if len(type_keys) else np.zeros(0, np.int64)
     is_purchase = type_keys == "purchase"
     base_revenue = np.array([p[3] for p in PLANS])[plan_idx]

@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
@@ -161,6 +161,23 @@ def _to_datetime(seconds: float) -> datetime | None:
     return datetime.fromtimestamp(seconds, tz=UTC)
 
 
+_COLUMN_TYPES: dict[tuple[str, str], dict[str, str]] = {}
+
+
+def _column_types(table: str) -> dict[str, str]:
+    """PostgreSQL column types of ``table``, read once per database and process."""
+    key = (connection.settings_dict["NAME"], table)
+    if key not in _COLUMN_TYPES:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT column_name, data_type FROM information_schema.columns "
+                "WHERE table_name = %s",
+                [table],
+            )
+            _COLUMN_TYPES[key] = dict(cursor.fetchall())
+    return _COLUMN_TYPES[key]
+
+
 def _bulk_update(table: str, key: str, columns: Sequence[str], rows: list[tuple]) -> None:
     """UPDATE ``table`` SET columns FROM rows (key first): one statement on PostgreSQL."""
     if not rows:
@@ -168,12 +185,7 @@ def _bulk_update(table: str, key: str, columns: Sequence[str], rows: list[tuple]
     if connection.vendor == "postgresql":
         # Row values as one VALUES list, typed by a first row of casts taken from the table.
         with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT column_name, data_type FROM information_schema.columns "
-                "WHERE table_name = %s",
-                [table],
-            )
-            types = dict(cursor.fetchall())
+            types = _column_types(table)
             all_cols = [key, *columns]
             placeholders = "(" + ", ".join(["%s"] * len(all_cols)) + ")"
             typed_first = "(" + ", ".join(f"%s::{types[c]}" for c in all_cols) + ")"
@@ -209,7 +221,6 @@ class _State:
     decay_sum: np.ndarray
     stage: np.ndarray  # codes; -1 = never evaluated
     stage_since: np.ndarray
-    revenue: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
 
 def _load_state(where_sql: str, params: Sequence) -> _State:
@@ -218,8 +229,7 @@ def _load_state(where_sql: str, params: Sequence) -> _State:
     sql = (
         f"SELECT e.customer_id, {_epoch_sql('c.signup_date')}, "
         f"{_epoch_sql('e.first_engagement_at')}, {_epoch_sql('e.last_engagement_at')}, "
-        f"e.frequency, e.decay_sum, e.stage, {_epoch_sql('e.stage_since')}, "
-        f"c.lifetime_revenue "
+        f"e.frequency, e.decay_sum, e.stage, {_epoch_sql('e.stage_since')} "
         f"FROM {e} e JOIN {c} c ON c.id = e.customer_id WHERE {where_sql} "
         f"ORDER BY e.customer_id"
     )
@@ -237,9 +247,8 @@ def _load_state(where_sql: str, params: Sequence) -> _State:
             empty,
             empty.astype(np.int64),
             empty,
-            empty,
         )
-    ids, signup, first, last, freq, dsum, stage_names, since, revenue = zip(*rows, strict=True)
+    ids, signup, first, last, freq, dsum, stage_names, since = zip(*rows, strict=True)
     since_arr = np.array(since, dtype=float)
     codes = np.array([stages.STAGE_CODE.get(s, -1) for s in stage_names], dtype=np.int64)
     codes[np.isnan(since_arr)] = stages.NO_STAGE  # default "new" row never evaluated yet
@@ -252,7 +261,6 @@ def _load_state(where_sql: str, params: Sequence) -> _State:
         decay_sum=np.array(dsum, dtype=float),
         stage=codes,
         stage_since=since_arr,
-        revenue=np.array([float(r) for r in revenue], dtype=float),
     )
 
 
@@ -1016,8 +1024,9 @@ def engagement_explain(
         ),
         key=lambda c: -abs(c.points),
     )[:top]
-    engagement = Engagement.objects.get(customer=customer)
     state = _load_state("e.customer_id = %s", [customer.pk])
+    if len(state.ids) == 0:
+        raise Engagement.DoesNotExist(f"Customer {customer.pk} has no engagement state yet.")
     p_alive = _p_alive(state, now_s, _latest_fit())
     inputs = stages.StageInputs.single(
         now=now_s / DAY,
@@ -1031,7 +1040,7 @@ def engagement_explain(
         stage_since=_none_if_nan(state.stage_since[0] / DAY),
     )
     return EngagementExplanation(
-        score=float(config.score(engagement.decay_sum, now_s)),
+        score=float(config.score(state.decay_sum[0], now_s)),
         raw_points=raw,
         contributions=contributions,
         stage=stages.explain(inputs, config.thresholds),
