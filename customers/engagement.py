@@ -144,6 +144,21 @@ def pending_record(touchpoint_ids: Sequence[int], customer_ids: Sequence[int]) -
     )
 
 
+def engine_rows_ensure(customer_ids: Sequence[int]) -> None:
+    """Create the engine's rows for new customers (idempotent; call in their transaction).
+
+    Every customer has engagement state from creation on (stage *new*, score 0), so lists,
+    filters and the refresh never meet a customer the engine does not know.
+    """
+    if not customer_ids:
+        return
+    Engagement.objects.bulk_create(
+        [Engagement(customer_id=cid) for cid in customer_ids],
+        ignore_conflicts=True,
+        batch_size=5_000,
+    )
+
+
 # --- SQL helpers -------------------------------------------------------------------------
 
 
