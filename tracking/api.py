@@ -91,7 +91,11 @@ def tracking_endpoint(request: HttpRequest, endpoint: str) -> JsonResponse:
         return _batch(source, data, received_at)
     try:
         message = message_parse(
-            data, kind=endpoint, index=None, batch_sent_at=None, received_at=received_at,
+            data,
+            kind=endpoint,
+            index=None,
+            batch_sent_at=None,
+            received_at=received_at,
             future_skew=_future_skew(),
         )
     except MessageError as exc:

@@ -69,9 +69,7 @@ class Message:
     raw: Any = field(default=None, repr=False)  # as sent, for the record of a refusal
 
 
-def body_read(
-    raw: bytes, *, content_encoding: str, limit: int, endpoint: str
-) -> bytes:
+def body_read(raw: bytes, *, content_encoding: str, limit: int, endpoint: str) -> bytes:
     """The request body, decompressed, or ``RequestError``.
 
     The limit counts decompressed bytes (what the spec limits), and decompression stops one
@@ -85,7 +83,8 @@ def body_read(
         try:
             body = inflater.decompress(raw, limit + 1)
         except zlib.error as exc:
-            raise RequestError(400, "invalid_gzip", f"The body is not valid gzip ({exc}).") from None
+            message = f"The body is not valid gzip ({exc})."
+            raise RequestError(400, "invalid_gzip", message) from None
         if len(body) <= limit and not inflater.eof:
             raise RequestError(400, "invalid_gzip", "The gzip body is truncated.")
     else:
@@ -237,8 +236,7 @@ def message_parse(
         raise MessageError(f"A message must be a JSON object, not {_kind(raw)}.")
     if index is not None and (size := message_size(raw)) > MAX_MESSAGE_BYTES:
         raise MessageError(
-            f"The message is {size:,} bytes; the limit is {MAX_MESSAGE_BYTES // KB} KB "
-            "per message."
+            f"The message is {size:,} bytes; the limit is {MAX_MESSAGE_BYTES // KB} KB per message."
         )
     if kind is None:
         kind = raw.get("type")

@@ -34,9 +34,9 @@ def unmapped_event_names(limit: int = 200) -> list[dict]:
         .order_by("-count", "event_name")[:limit]
     )
     mapped = set(
-        EventMapping.objects.filter(
-            event_name__in=[r["event_name"] for r in rows]
-        ).values_list("event_name", flat=True)
+        EventMapping.objects.filter(event_name__in=[r["event_name"] for r in rows]).values_list(
+            "event_name", flat=True
+        )
     )
     for row in rows:
         row["mapped"] = row["event_name"] in mapped

@@ -356,9 +356,7 @@ def customer_merge(*, source: Customer, into: Customer) -> int:
     are filled from ``source``; traits merge with ``into`` winning. Returns touchpoints moved.
     """
     with transaction.atomic():
-        moved = list(
-            Touchpoint.objects.filter(customer_id=source.pk).values_list("id", flat=True)
-        )
+        moved = list(Touchpoint.objects.filter(customer_id=source.pk).values_list("id", flat=True))
         if moved:
             PendingTouchpoint.objects.filter(touchpoint_id__in=moved).delete()
             Touchpoint.objects.filter(id__in=moved).update(customer_id=into.pk)
@@ -550,7 +548,10 @@ def tracking_ingest(
         result.accepted = len(kept)
         if result.rejected:
             rejections_record(
-                source=source, endpoint=endpoint, rejections=result.rejected, received_at=received_at
+                source=source,
+                endpoint=endpoint,
+                rejections=result.rejected,
+                received_at=received_at,
             )
     return result
 
