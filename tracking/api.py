@@ -75,6 +75,8 @@ def _read(request: HttpRequest, limit: int, endpoint: str) -> dict:
 def tracking_endpoint(request: HttpRequest, endpoint: str) -> JsonResponse:
     source = source_authenticate(request.META.get("HTTP_AUTHORIZATION", ""))
     if source is None:
+        # Read (and drop) a body of allowed size, so a kept-alive connection stays usable.
+        request.read(MAX_BATCH_BYTES + READ_SLACK)
         return _error(
             401,
             "unauthorized",

@@ -4,12 +4,23 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from segment.analytics import Client
+from segment.analytics import request as segment_request
 
 from customers.models import Customer, PendingTouchpoint, Touchpoint
 from tracking.models import RejectedMessage, UnmappedEvent
 from tracking.services import source_create
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def no_keep_alive(monkeypatch):
+    """One connection per request. The client keeps connections alive in a module-level
+    session, and a live-server thread waiting on a kept-alive socket holds its database
+    connection, which keeps the PostgreSQL test database busy at teardown."""
+    monkeypatch.setitem(segment_request._session.headers, "Connection", "close")
+    yield
+    segment_request._session.close()
 
 
 def segment_client(url: str, key: str, errors: list) -> Client:
