@@ -19,7 +19,10 @@ class SourceForm(forms.Form):
 
 
 class EventMappingForm(forms.Form):
-    event_name = forms.CharField(max_length=MAX_EVENT_NAME_LENGTH)
+    event_name = forms.CharField(
+        max_length=MAX_EVENT_NAME_LENGTH,
+        widget=forms.TextInput(attrs={"placeholder": "Event name, e.g. Report Exported"}),
+    )
     type = forms.ModelChoiceField(
         queryset=TouchpointType.objects.filter(is_active=True).order_by("label"),
         empty_label="Choose a touchpoint type…",
