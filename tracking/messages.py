@@ -253,7 +253,13 @@ def message_parse(
     timestamp = raw.get(timestamp_name)
     timestamp = time_parse(timestamp_name, timestamp) if timestamp is not None else None
     sent_at = time_parse("sentAt", raw["sentAt"]) if raw.get("sentAt") is not None else None
-    occurred_at = occurred_at_correct(timestamp, sent_at or batch_sent_at, received_at)
+    try:
+        occurred_at = occurred_at_correct(timestamp, sent_at or batch_sent_at, received_at)
+    except OverflowError:
+        raise MessageError(
+            f"{timestamp_name} {raw.get(timestamp_name)!r} is out of range after clock-skew "
+            "correction."
+        ) from None
     ahead = occurred_at - received_at
     if ahead > future_skew:
         raise MessageError(

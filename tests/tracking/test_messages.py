@@ -74,6 +74,12 @@ def test_future_events_beyond_the_skew_are_refused_after_correction():
     assert parse(fast).occurred_at == NOW - timedelta(seconds=1)
 
 
+def test_a_correction_out_of_the_calendar_is_refused_not_crashed():
+    raw = {"userId": "u", "event": "x", "timestamp": "0001-01-01T00:00:00Z"}
+    with pytest.raises(MessageError, match="out of range"):
+        parse({**raw, "sentAt": "2030-01-01T00:00:00Z"})
+
+
 def test_old_events_are_accepted():
     old = parse({"userId": "u1", "event": "x", "timestamp": "2019-03-01T08:00:00Z"})
     assert old.occurred_at == datetime(2019, 3, 1, 8, tzinfo=UTC)
