@@ -10,7 +10,7 @@ from customers.models import Customer, PendingTouchpoint, Touchpoint
 from tracking.models import RejectedMessage, UnmappedEvent
 from tracking.services import source_create
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 
 @pytest.fixture(autouse=True)

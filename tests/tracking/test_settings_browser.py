@@ -12,7 +12,7 @@ from customers.models import Touchpoint
 from customers.roles import Role
 from tests.factories import UserFactory
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [
     "--no-sandbox",
