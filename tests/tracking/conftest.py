@@ -8,6 +8,18 @@ from tracking.services import source_create
 
 
 @pytest.fixture
+def fresh_db_connections(monkeypatch):
+    """Live-server tests: every request closes its database connection when it ends.
+
+    A live-server thread serving a kept-alive HTTP connection keeps its database connection
+    between requests (CONN_MAX_AGE), which would keep the PostgreSQL test database busy at
+    teardown."""
+    from django.db import connections
+
+    monkeypatch.setitem(connections.settings["default"], "CONN_MAX_AGE", 0)
+
+
+@pytest.fixture
 def source_key(db):
     """A source and its write key (in clear, as the admin copied it)."""
     return source_create(name="Website")

@@ -14,11 +14,7 @@ pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 
 @pytest.fixture(autouse=True)
-def no_keep_alive(monkeypatch):
-    """One connection per request. The client keeps connections alive in a module-level
-    session, and a live-server thread waiting on a kept-alive socket holds its database
-    connection, which keeps the PostgreSQL test database busy at teardown."""
-    monkeypatch.setitem(segment_request._session.headers, "Connection", "close")
+def _connections(fresh_db_connections):
     yield
     segment_request._session.close()
 

@@ -6,13 +6,18 @@ import os
 from pathlib import Path
 
 import pytest
+from django.db import connections
 from django.test import Client
 
 from customers.models import Touchpoint
 from customers.roles import Role
 from tests.factories import UserFactory
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+    pytest.mark.usefixtures("fresh_db_connections"),
+]
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [
     "--no-sandbox",
@@ -50,6 +55,8 @@ def page(live_server, monkeypatch):
         )
         yield context.new_page()
         browser.close()
+        # ORM calls made while Playwright's loop runs use a connection of their own context.
+        connections.close_all()
 
 
 def post_batch(client: Client, key: str, batch: list) -> None:
