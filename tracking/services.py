@@ -41,6 +41,20 @@ INSERT_CHUNK = 1_000  # rows per INSERT statement: well under SQLite's 32,766 pa
 UNNEST_CHUNK = 10_000  # rows per INSERT … SELECT FROM unnest(…) on PostgreSQL
 BACKFILL_CHUNK = 5_000
 LIGHT_FIELDS = ("id", "external_id", "is_identified")  # what finding a customer reads
+# Profile columns a customer created by two requests at once takes from the losing request.
+RACED_TEXT_COLUMNS = ("email", "name", "company", "plan", "region")
+NEW_CUSTOMER_COLUMNS = (
+    "external_id",
+    *RACED_TEXT_COLUMNS,
+    "spend_tier",
+    "signup_date",
+    "lifetime_revenue",
+    "email_opt_out",
+    "is_identified",
+    "traits",
+    "created_at",
+    "updated_at",
+)
 LAST_USED_PRECISION = timedelta(minutes=1)  # write last_used_at at most once a minute
 
 
@@ -282,6 +296,7 @@ class _Resolver:
         self.rekeyed: dict[int, Customer] = {}  # existing customers with a new external id
         self.new_aliases: dict[str, Customer] = {}
         self.merges: list[tuple[Customer, Customer]] = []
+        self.new_with_traits: set[int] = set()  # id() of new customers identify/group changed
 
     def find(self, key: str | None) -> Customer | None:
         if key is None:
@@ -369,6 +384,8 @@ class _Resolver:
     def mark_changed(self, customer: Customer) -> None:
         if customer.pk is not None:
             self.changed[customer.pk] = customer
+        else:
+            self.new_with_traits.add(id(customer))
 
     def load_full(self, customers: Iterable[Customer]) -> None:
         """Load the columns left out at first for existing ``customers`` (one query)."""
@@ -413,27 +430,52 @@ class _Resolver:
                 ],
                 batch_size=500,
             )
-        created_ids: list[int] = []
+        created = 0
         if self.new:
-            keys = [c.external_id for c in self.new]
-            existing = set(
-                Customer.objects.filter(external_id__in=keys).values_list("external_id", flat=True)
-            )
-            Customer.objects.bulk_create(self.new, ignore_conflicts=True, batch_size=500)
-            ids = dict(
-                Customer.objects.filter(external_id__in=keys).values_list("external_id", "id")
-            )
-            for customer in self.new:
-                customer.pk = ids[customer.external_id]
-                if customer.external_id not in existing:
-                    created_ids.append(customer.pk)
-            engine_rows_ensure([c.pk for c in self.new])
+            created = self._insert_new(now)
         if self.new_aliases:
             CustomerAlias.objects.bulk_create(
                 [CustomerAlias(alias=k, customer_id=c.pk) for k, c in self.new_aliases.items()],
                 ignore_conflicts=True,
             )
-        return len(created_ids)
+        return created
+
+    def _insert_new(self, now: datetime) -> int:
+        """Insert new customers, skipping external ids another request created meanwhile (its
+        row wins; traits this request set are then merged into it). Returns rows inserted."""
+        rows = [
+            [getattr(c, column) for column in NEW_CUSTOMER_COLUMNS[:-2]] + [now, now]
+            for c in self.new
+        ]
+        inserted = dict(
+            _insert_ignoring_duplicates(Customer, NEW_CUSTOMER_COLUMNS, rows, "external_id, id")
+        )
+        raced = [c for c in self.new if c.external_id not in inserted]
+        if raced:
+            theirs = {
+                c.external_id: c
+                for c in Customer.objects.filter(external_id__in=[c.external_id for c in raced])
+            }
+            merged = []
+            for ours in raced:
+                row = theirs[ours.external_id]
+                if id(ours) in self.new_with_traits:
+                    for column in RACED_TEXT_COLUMNS:
+                        if getattr(ours, column):
+                            setattr(row, column, getattr(ours, column))
+                    row.traits = {**(row.traits or {}), **(ours.traits or {})}
+                    row.is_identified = row.is_identified or ours.is_identified
+                    row.updated_at = now
+                    merged.append(row)
+                inserted[ours.external_id] = row.pk
+            Customer.objects.bulk_update(
+                merged, [*RACED_TEXT_COLUMNS, "is_identified", "traits", "updated_at"]
+            )
+        for customer in self.new:
+            customer.pk = inserted[customer.external_id]
+            customer._state.adding = False
+        engine_rows_ensure([c.pk for c in self.new])
+        return len(self.new) - len(raced)
 
 
 def customer_merge(*, source: Customer, into: Customer) -> int:
