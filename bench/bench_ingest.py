@@ -167,6 +167,15 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _no_control_socket() -> list[str]:
+    """Newer gunicorn opens a control socket at one fixed path per user; two benchmarks
+    running at once would share it, so turn it off where the option exists."""
+    help_text = subprocess.run(
+        [sys.executable, "-m", "gunicorn", "--help"], capture_output=True, text=True, check=False
+    ).stdout
+    return ["--no-control-socket"] if "--no-control-socket" in help_text else []
+
+
 def gunicorn_start(database_url: str, workers: int) -> tuple[subprocess.Popen, str, Path]:
     """gunicorn serving the site on the bench database; returns (process, base URL, log)."""
     port = _free_port()
@@ -187,6 +196,7 @@ def gunicorn_start(database_url: str, workers: int) -> tuple[subprocess.Popen, s
             f"--workers={workers}",
             f"--bind=127.0.0.1:{port}",
             "--timeout=120",
+            *_no_control_socket(),
         ],
         cwd=ROOT,
         env=env,
