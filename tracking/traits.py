@@ -80,9 +80,24 @@ def traits_fields(traits: dict) -> dict[str, Any]:
     return fields
 
 
+# Traits that land on columns (``traits_fields``) and are not repeated in Customer.traits.
+COLUMN_TRAITS = frozenset(
+    {*TEXT_TRAITS, "firstName", "lastName", "spendTier", "spend_tier", "createdAt"}
+)
+
+
 def traits_apply(customer: Customer, traits: dict, fields: dict[str, Any]) -> None:
-    """Set ``fields`` on the customer and merge all ``traits`` into ``customer.traits``."""
+    """Set ``fields`` on the customer; merge the other traits into ``customer.traits``.
+
+    ``company`` stays in the traits when it is the spec's object (its id, industry, … have no
+    column); as a plain string it only sets the column.
+    """
     for column, value in fields.items():
         setattr(customer, column, value)
-    if traits:
-        customer.traits = {**(customer.traits or {}), **traits}
+    extra = {
+        key: value
+        for key, value in traits.items()
+        if key not in COLUMN_TRAITS and not (key == "company" and not isinstance(value, dict))
+    }
+    if extra:
+        customer.traits = {**(customer.traits or {}), **extra}
