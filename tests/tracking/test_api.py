@@ -412,3 +412,22 @@ def test_gzip_bomb_in_batch_is_413(send):
     bomb = gzip.compress(b'{"batch": [' + b" " * (20 * 1024 * 1024) + b"]}")
     response = send("batch", None, raw=bomb, headers={"HTTP_CONTENT_ENCODING": "gzip"})
     assert response.status_code == 413
+
+
+def test_alias_to_a_new_user_id_re_keys_even_an_identified_customer(send):
+    send("identify", {"userId": "old-id", "traits": {"email": "o@example.com"}})
+    send("alias", {"previousId": "old-id", "userId": "new-id"})
+    customer = Customer.objects.get()
+    assert (customer.external_id, customer.email) == ("new-id", "o@example.com")
+    send("track", {"userId": "old-id", "event": "Signed In"})  # the old id still finds it
+    assert Customer.objects.count() == 1 and Touchpoint.objects.get().customer == customer
+
+
+def test_sources_with_similar_names_get_distinct_slugs(db):
+    from tracking.services import source_create
+
+    assert [source_create(name=n)[0].slug for n in ("Web!", "Web?", "web ")] == [
+        "web",
+        "web-2",
+        "web-3",
+    ]
