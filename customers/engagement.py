@@ -292,7 +292,11 @@ def _load_state(where_sql: str, params: Sequence) -> _State:
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        rows = cursor.fetchall()
+        return _state_from_rows(cursor.fetchall())
+
+
+def _state_from_rows(rows: list[tuple]) -> _State:
+    """Rows of (id, signup, first, last, frequency, decay_sum, stage, stage_since)."""
     if not rows:
         empty = np.zeros(0)
         return _State(
@@ -305,7 +309,7 @@ def _load_state(where_sql: str, params: Sequence) -> _State:
             empty.astype(np.int64),
             empty,
         )
-    ids, signup, first, last, freq, dsum, stage_names, since = zip(*rows, strict=True)
+    ids, signup, first, last, freq, dsum, stage_names, since = list(zip(*rows, strict=True))[:8]
     since_arr = np.array(since, dtype=float)
     codes = np.array([stages.STAGE_CODE.get(s, -1) for s in stage_names], dtype=np.int64)
     codes[np.isnan(since_arr)] = stages.NO_STAGE  # default "new" row never evaluated yet
@@ -439,17 +443,82 @@ class RefreshResult:
     seconds: float
 
 
+def _drain_and_load(limit: int, config: EngineConfig) -> tuple[_State, int]:
+    """PostgreSQL, one statement: claim and delete up to ``limit`` queued touchpoints, sum
+    their decay terms and activity per customer, and return those customers' state with the
+    sums already added; plus the number of touchpoints drained.
+
+    One round trip instead of four, and lookups driven by the few changed customers with
+    planner settings that say so: the refresh touches scattered rows, where index lookups
+    beat the scans a default plan picks for 5,000 ids out of a million. A customer missing
+    its engine rows (an ingest path that skipped ``engine_rows_ensure``) gets them here.
+    """
+    weights, engaging = _type_arrays()
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL random_page_cost = 1.1")
+        cursor.execute("SET LOCAL max_parallel_workers_per_gather = 0")
+        cursor.execute("SET LOCAL jit = off")  # compiling costs more than this query runs
+        cursor.execute(
+            f"""
+            WITH drained AS (
+                DELETE FROM {PendingTouchpoint._meta.db_table} WHERE id IN (
+                    SELECT id FROM {PendingTouchpoint._meta.db_table} ORDER BY id
+                    LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
+                RETURNING touchpoint_id
+            ),
+            deltas AS (
+                SELECT tp.customer_id,
+                       COALESCE(SUM((%(w)s::float8[])[tp.type_id + 1] * exp(
+                           (date_part('epoch', tp.occurred_at) - %(epoch)s) * %(scale)s)), 0)
+                           AS decay,
+                       MIN(date_part('epoch', tp.occurred_at))
+                           FILTER (WHERE (%(e)s::bool[])[tp.type_id + 1]) AS first_at,
+                       MAX(date_part('epoch', tp.occurred_at))
+                           FILTER (WHERE (%(e)s::bool[])[tp.type_id + 1]) AS last_at,
+                       COUNT(*) FILTER (WHERE (%(e)s::bool[])[tp.type_id + 1]) AS n,
+                       COUNT(*) AS touchpoints
+                FROM drained JOIN {Touchpoint._meta.db_table} tp ON tp.id = drained.touchpoint_id
+                GROUP BY tp.customer_id
+            )
+            SELECT d.customer_id, {_epoch_sql("c.signup_date")},
+                   {_epoch_sql("e.first_engagement_at")}, {_epoch_sql("e.last_engagement_at")},
+                   COALESCE(e.frequency, 0), COALESCE(s.decay_sum, 0), e.stage,
+                   {_epoch_sql("e.stage_since")},
+                   d.decay, d.first_at, d.last_at, d.n, d.touchpoints, e.customer_id IS NULL
+            FROM deltas d
+            JOIN {Customer._meta.db_table} c ON c.id = d.customer_id
+            LEFT JOIN {Engagement._meta.db_table} e ON e.customer_id = d.customer_id
+            LEFT JOIN {ScoreState._meta.db_table} s ON s.customer_id = d.customer_id
+            ORDER BY d.customer_id
+            """,
+            {
+                "limit": limit,
+                "w": weights,
+                "e": engaging,
+                "epoch": config.epoch,
+                "scale": decay.decay_exponent_scale(config.half_life_days),
+            },
+        )
+        rows = cursor.fetchall()
+    if not rows:
+        return _state_from_rows([]), 0
+    missing = [row[0] for row in rows if row[13]]
+    if missing:
+        engine_rows_ensure(missing)
+    state = _state_from_rows(rows)
+    extra = np.array([row[8:13] for row in rows], dtype=float)
+    state.decay_sum += extra[:, 0]
+    state.first = np.fmin(state.first, extra[:, 1])
+    state.last = np.fmax(state.last, extra[:, 2])
+    state.frequency += extra[:, 3]
+    return state, int(extra[:, 4].sum())
+
+
 def _drain_pending(limit: int) -> list[tuple[int, int]]:
-    """Claim and delete up to ``limit`` queued touchpoints: (touchpoint id, customer id)."""
+    """SQLite: claim and delete up to ``limit`` queued touchpoints (writers are serialized
+    there, so no row locks are needed): (touchpoint id, customer id)."""
     table = PendingTouchpoint._meta.db_table
     with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute(
-                f"DELETE FROM {table} WHERE id IN (SELECT id FROM {table} ORDER BY id "
-                f"LIMIT %s FOR UPDATE SKIP LOCKED) RETURNING touchpoint_id, customer_id",
-                [limit],
-            )
-            return cursor.fetchall()
         cursor.execute(
             f"SELECT id, touchpoint_id, customer_id FROM {table} ORDER BY id LIMIT %s", [limit]
         )
@@ -474,34 +543,10 @@ class _Deltas:
 
 
 def _pending_deltas(touchpoint_ids: list[int], config: EngineConfig) -> _Deltas:
-    """Aggregate queued touchpoints per customer (read only; applied with the stage write)."""
+    """SQLite: aggregate queued touchpoints per customer (applied with the stage write)."""
     t = Touchpoint._meta.db_table
     tt = TouchpointType._meta.db_table
-    scale = decay.decay_exponent_scale(config.half_life_days)
     with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute(
-                f"""
-                SELECT tp.customer_id,
-                       COALESCE(SUM(ty.weight::float8
-                           * exp((date_part('epoch', tp.occurred_at) - %(epoch)s) * %(scale)s))
-                           FILTER (WHERE ty.is_active), 0),
-                       MIN(date_part('epoch', tp.occurred_at))
-                           FILTER (WHERE ty.counts_as_engagement AND ty.is_active),
-                       MAX(date_part('epoch', tp.occurred_at))
-                           FILTER (WHERE ty.counts_as_engagement AND ty.is_active),
-                       COUNT(*) FILTER (WHERE ty.counts_as_engagement AND ty.is_active)
-                FROM {t} tp JOIN {tt} ty ON ty.id = tp.type_id
-                WHERE tp.id = ANY(%(ids)s)
-                GROUP BY tp.customer_id ORDER BY tp.customer_id
-                """,
-                {"ids": list(touchpoint_ids), "epoch": config.epoch, "scale": scale},
-            )
-            rows = cursor.fetchall()
-            data = np.array(rows, dtype=float).reshape(-1, 5)
-            return _Deltas(
-                data[:, 0].astype(np.int64), data[:, 1], data[:, 2], data[:, 3], data[:, 4]
-            )
         cursor.execute(
             f"SELECT tp.customer_id, CAST(ty.weight AS DOUBLE PRECISION), "
             f"ty.counts_as_engagement, ty.is_active, {_epoch_sql('tp.occurred_at')} "
@@ -579,13 +624,17 @@ def engagement_refresh(
             engine_write_lock(shared=False)
             if _rescore_in_progress():
                 break  # its chunks will overwrite these customers; the queue waits for it
-            drained = _drain_pending(batch_size)
+            if connection.vendor == "postgresql":
+                state, drained = _drain_and_load(batch_size, config)
+            else:
+                pending = _drain_pending(batch_size)
+                deltas = _pending_deltas([t for t, _ in pending], config)
+                state = _apply_deltas(_load_state_ids(deltas.ids.tolist()), deltas)
+                drained = len(pending)
             if not drained:
                 break
-            deltas = _pending_deltas([t for t, _ in drained], config)
-            state = _apply_deltas(_load_state_ids(deltas.ids.tolist()), deltas)
             result, *_ = _stage_and_write(state, now_s, config, params, write_activity=True)
-            applied += len(drained)
+            applied += drained
             customers += result.customers
             changes += result.changes
     while True:
