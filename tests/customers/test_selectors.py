@@ -35,9 +35,9 @@ def test_score_band_filter_agrees_with_the_live_score_and_order():
     )
     assert got == expected
     assert set(
-        customers_with_state(now=NOW).filter(score_band_q(0, None, now=NOW)).values_list(
-            "pk", flat=True
-        )
+        customers_with_state(now=NOW)
+        .filter(score_band_q(0, None, now=NOW))
+        .values_list("pk", flat=True)
     ) == {c.pk for c in rows}
 
 
