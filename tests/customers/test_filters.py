@@ -38,7 +38,7 @@ def test_each_filter_selects_the_right_customers(population):
     assert ids({"plan": "Pro"}) == {"active"}
     assert ids({"spend_tier": ["high"]}) == {"never"}
     assert ids({"score_min": 30}) == {"active"}
-    assert ids({"score_max": 1}) == {"never"}
+    assert ids({"score_max": 1}) == {"quiet", "never"}  # a bounce pushed quiet to 0
     assert ids({"inactive_days_min": 60}) == {"quiet", "never"}
     assert ids({"inactive_days_max": 7}) == {"active"}
     assert ids({"renewal_within_days": 30}) == {"quiet"}
