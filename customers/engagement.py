@@ -714,8 +714,9 @@ def staging_tables(run_id: int) -> tuple[str, str]:
     return f"engine_rescore_{int(run_id)}", f"engine_rescore_pending_{int(run_id)}"
 
 
-def _aggregate_sql(*, activity: bool) -> str:
-    """Per-customer decay sum (and activity) over all touchpoints up to ``%(until)s``.
+def history_aggregate_sql(*, activity: bool) -> str:
+    """SQL (PostgreSQL): per-customer decay sum (and activity) over all touchpoints up to
+    ``%(until)s``, with parameters from ``history_aggregate_params``.
 
     Weights and flags come as arrays indexed by type id: no join, so the planner streams the
     covering (customer, time) INCLUDE (type) index in customer order into a group
@@ -742,8 +743,14 @@ def _aggregate_sql(*, activity: bool) -> str:
     """
 
 
-def _aggregate_params(config: EngineConfig, history_until: datetime | None) -> dict:
-    weights, engaging = _type_arrays()
+def history_aggregate_params(
+    config: EngineConfig,
+    history_until: datetime | None = None,
+    types: Sequence[tuple[int, float, bool, bool]] | None = None,
+) -> dict:
+    """Parameters for ``history_aggregate_sql``. ``types`` — (id, weight, counts as
+    engagement, active) per type — replaces the stored ones, e.g. to preview a change."""
+    weights, engaging = _type_arrays(types)
     return {
         "w": weights,
         "e": engaging,
@@ -780,12 +787,14 @@ def engagement_rescore_prepare(run_id: int, *, history_until: datetime | None = 
     Returns the number of customers with touchpoints.
     """
     staged, pending = staging_tables(run_id)
-    params = _aggregate_params(engine_config(), history_until)
+    params = history_aggregate_params(engine_config(), history_until)
     with engine_write_session_lock(), transaction.atomic(), connection.cursor() as cursor:
         _snapshot_transaction(cursor)
         cursor.execute(f"DROP TABLE IF EXISTS {staged}, {pending}")
         _streaming_aggregate(cursor)
-        cursor.execute(f"CREATE UNLOGGED TABLE {staged} AS {_aggregate_sql(activity=True)}", params)
+        cursor.execute(
+            f"CREATE UNLOGGED TABLE {staged} AS {history_aggregate_sql(activity=True)}", params
+        )
         customers = cursor.rowcount
         cursor.execute(
             f"CREATE UNLOGGED TABLE {pending} AS SELECT id, customer_id "
@@ -829,13 +838,13 @@ def engagement_scores_rebuild(
     """
     score = ScoreState._meta.db_table
     new, captured = SCORE_REBUILD_TABLE, SCORE_REBUILD_CAPTURED
-    params = _aggregate_params(engine_config(), history_until)
+    params = history_aggregate_params(engine_config(), history_until)
     with engine_write_session_lock(), connection.cursor() as cursor:
         with transaction.atomic():
             _snapshot_transaction(cursor)
             cursor.execute(f"DROP TABLE IF EXISTS {new}, {captured}")
             _streaming_aggregate(cursor)
-            cursor.execute(f"CREATE TABLE {new} AS {_aggregate_sql(activity=False)}", params)
+            cursor.execute(f"CREATE TABLE {new} AS {history_aggregate_sql(activity=False)}", params)
             cursor.execute(
                 f"ALTER TABLE {new} ALTER COLUMN customer_id SET NOT NULL, "
                 f"ALTER COLUMN decay_sum SET NOT NULL"
@@ -951,11 +960,14 @@ def _retarget_index(definition: str, name: str, temp: str, table: str, new: str)
     return f"{head} ON {on_table.replace(table, new)} USING {rest}"
 
 
-def _type_arrays() -> tuple[list[float], list[bool]]:
+def _type_arrays(
+    types: Sequence[tuple[int, float, bool, bool]] | None = None,
+) -> tuple[list[float], list[bool]]:
     """Weight and engagement flag of every type, indexed by type id (inactive types count 0)."""
-    types = list(
-        TouchpointType.objects.values_list("id", "weight", "counts_as_engagement", "is_active")
-    )
+    if types is None:
+        types = list(
+            TouchpointType.objects.values_list("id", "weight", "counts_as_engagement", "is_active")
+        )
     size = max((row[0] for row in types), default=0) + 1
     weights, engaging = [0.0] * size, [False] * size
     for type_id, weight, counts, active in types:
