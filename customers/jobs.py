@@ -234,6 +234,7 @@ def _finish(run_id: int) -> None:
             engagement.engagement_rescore_cleanup(run.pk)
         if run.kind == JobRun.Kind.NIGHTLY:
             engagement.stage_daily_record(date.fromisoformat(run.detail["day"]))
+            engagement.engine_tables_vacuum()
 
 
 def pending_chunk_ids(run: JobRun) -> list[int]:
