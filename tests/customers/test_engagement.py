@@ -280,3 +280,25 @@ def test_nightly_pass_writes_snapshot_trend_and_daily_totals():
     assert StageDaily.objects.filter(day=T0.date()).count() >= 1
     again = jobs.nightly_start(day=T0.date(), now=T0)
     assert again.status == JobRun.Status.SKIPPED  # the day is done: overlapping run skips
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_nightly_pass_vacuums_the_engine_tables_on_postgresql():
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("VACUUM is PostgreSQL's; SQLite has no dead row versions to clear this way")
+    customer = new_customer()
+    add(customer, "login", T0 - timedelta(days=1))
+    engagement_refresh(now=T0)
+    run = jobs.run_inline(jobs.nightly_start(day=T0.date(), now=T0))
+    assert run.status == JobRun.Status.SUCCEEDED
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT relname FROM pg_stat_user_tables WHERE last_vacuum IS NOT NULL "
+            "AND relname IN ('customers_engagement', 'customers_scorestate')"
+        )
+        assert {row[0] for row in cursor.fetchall()} == {
+            "customers_engagement",
+            "customers_scorestate",
+        }
