@@ -416,20 +416,68 @@ def _stage_and_write(
         _write_columns(ScoreState._meta.db_table, state.ids, {"decay_sum": state.decay_sum})
     _write_columns(Engagement._meta.db_table, state.ids, columns)
     now_dt = _to_datetime(now)
-    changes = [
-        StageChange(
-            customer_id=int(state.ids[i]),
-            from_stage="" if state.stage[i] < 0 else stages.STAGES[state.stage[i]],
-            to_stage=stages.STAGES[result.stage[i]],
-            changed_at=now_dt,
-            score=float(scores[i]),
-            p_alive=None if math.isnan(p_alive[i]) else float(p_alive[i]),
-            rule=stages.RULE_IDS[result.rule[i]],
-        )
-        for i in np.flatnonzero(changed)
-    ]
-    StageChange.objects.bulk_create(changes, batch_size=5_000)
-    return StagePassResult(n, len(changes)), scores, result.stage, p_alive
+    moved = np.flatnonzero(changed)
+    _stage_changes_insert(
+        ids=state.ids[moved],
+        from_stage=np.where(state.stage[moved] < 0, "", _STAGE_NAMES[state.stage[moved]]),
+        to_stage=_STAGE_NAMES[result.stage[moved]],
+        at=now_dt,
+        score=scores[moved],
+        p_alive=p_alive[moved],
+        rule=_RULE_NAMES[result.rule[moved]],
+    )
+    return StagePassResult(n, len(moved)), scores, result.stage, p_alive
+
+
+def _stage_changes_insert(
+    *,
+    ids: np.ndarray,
+    from_stage: np.ndarray,
+    to_stage: np.ndarray,
+    at: datetime,
+    score: np.ndarray,
+    p_alive: np.ndarray,
+    rule: np.ndarray,
+) -> None:
+    """Write stage-change rows; PostgreSQL: one ``INSERT … SELECT FROM unnest`` of arrays."""
+    if len(ids) == 0:
+        return
+    p_alive_values = [None if math.isnan(v) else v for v in p_alive.tolist()]
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {StageChange._meta.db_table} (customer_id, from_stage, to_stage, "
+                f"changed_at, score, p_alive, rule) SELECT c, f, t, %s, s, p, r FROM unnest("
+                f"%s::bigint[], %s::text[], %s::text[], %s::float8[], %s::float8[], %s::text[]) "
+                f"AS v(c, f, t, s, p, r)",
+                [
+                    at,
+                    ids.tolist(),
+                    from_stage.tolist(),
+                    to_stage.tolist(),
+                    score.tolist(),
+                    p_alive_values,
+                    rule.tolist(),
+                ],
+            )
+        return
+    StageChange.objects.bulk_create(
+        [
+            StageChange(
+                customer_id=c, from_stage=f, to_stage=t, changed_at=at, score=s, p_alive=p, rule=r
+            )
+            for c, f, t, s, p, r in zip(
+                ids.tolist(),
+                from_stage.tolist(),
+                to_stage.tolist(),
+                score.tolist(),
+                p_alive_values,
+                rule.tolist(),
+                strict=True,
+            )
+        ],
+        batch_size=5_000,
+    )
 
 
 # --- incremental refresh -----------------------------------------------------------------
