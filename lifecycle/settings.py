@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "customers",
     "campaigns",
+    "tracking",
 ]
 
 MIDDLEWARE = [
@@ -183,6 +184,10 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
 }
+
+# --- Tracking API (Segment-compatible /v1/*) ---------------------------------------------------
+# Events stamped further in the future than this (after clock-skew correction) are refused.
+TRACKING_FUTURE_SKEW_SECONDS = env_int("TRACKING_FUTURE_SKEW_SECONDS", 300)
 
 # --- Security --------------------------------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True
