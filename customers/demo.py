@@ -24,7 +24,15 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db import connection, transaction
 
-from customers.models import Customer, Engagement, Touchpoint, TouchpointType
+from customers.models import (
+    Customer,
+    Engagement,
+    PendingTouchpoint,
+    ScoreState,
+    StageChange,
+    Touchpoint,
+    TouchpointType,
+)
 from customers.roles import Role
 
 DEMO_PREFIX = "demo-"
@@ -208,11 +216,12 @@ def demo_clear() -> tuple[int, int]:
             [DEMO_PREFIX + "%"],
         )
         touchpoints = cursor.rowcount
-        cursor.execute(
-            f"DELETE FROM {Engagement._meta.db_table} WHERE customer_id IN "
-            f"(SELECT id FROM {Customer._meta.db_table} WHERE external_id LIKE %s)",
-            [DEMO_PREFIX + "%"],
-        )
+        for model in (Engagement, ScoreState, PendingTouchpoint, StageChange):
+            cursor.execute(
+                f"DELETE FROM {model._meta.db_table} WHERE customer_id IN "
+                f"(SELECT id FROM {Customer._meta.db_table} WHERE external_id LIKE %s)",
+                [DEMO_PREFIX + "%"],
+            )
         cursor.execute(
             f"DELETE FROM {Customer._meta.db_table} WHERE external_id LIKE %s",
             [DEMO_PREFIX + "%"],
@@ -453,8 +462,10 @@ def _write_chunk(chunk: _Chunk) -> None:
         for row in chunk.customer_rows
     ]
     customer_cols = (*CUSTOMER_COLUMNS, "is_identified", "created_at", "updated_at")
-    engagement_rows = [(row[0], 0.0, 0, "new", "") for row in chunk.customer_rows]
-    engagement_cols = ("customer_id", "decay_sum", "frequency", "stage", "stage_rule")
+    engagement_rows = [(row[0], 0, "new", "") for row in chunk.customer_rows]
+    engagement_cols = ("customer_id", "frequency", "stage", "stage_rule")
+    score_rows = [(row[0], 0.0) for row in chunk.customer_rows]
+    score_cols = ("customer_id", "decay_sum")
     times = np.datetime_as_string(chunk.tp_time, unit="s")
     touchpoint_cols = (
         "customer_id",
@@ -468,10 +479,12 @@ def _write_chunk(chunk: _Chunk) -> None:
     if connection.vendor == "postgresql":
         _copy_rows(Customer._meta.db_table, customer_cols, customer_rows)
         _copy_rows(Engagement._meta.db_table, engagement_cols, engagement_rows)
+        _copy_rows(ScoreState._meta.db_table, score_cols, score_rows)
         _copy_touchpoints(chunk, times, now)
     else:
         _insert_rows(Customer._meta.db_table, customer_cols, customer_rows)
         _insert_rows(Engagement._meta.db_table, engagement_cols, engagement_rows)
+        _insert_rows(ScoreState._meta.db_table, score_cols, score_rows)
         now_s = now.isoformat()
         values = chunk.tp_value
         _insert_rows(

@@ -35,6 +35,11 @@ RESCORE_CHUNK_IDS = 16 * BLOCK_SIZE  # 16,384 ids: ~60 chunks per million custom
 NIGHTLY_CHUNK_IDS = 16 * BLOCK_SIZE
 
 
+# A scores-only rescore on PostgreSQL is one chunk over every id: a rebuild-and-swap of the
+# score table (engagement.engagement_scores_rebuild) that PostgreSQL parallelizes itself.
+WHOLE_TABLE = 2**62
+
+
 def _id_ranges(chunk_ids: int) -> list[tuple[int, int]]:
     bounds = Customer.objects.order_by("id").values_list("id", flat=True)
     first = bounds.first()
@@ -84,16 +89,17 @@ def rescore_start(
     *, full: bool, reason: str = "", triggered_by: str = "", as_of: datetime | None = None
 ) -> JobRun:
     """A chunked rescore; with ``as_of``, as the engine would have seen things then."""
-    detail = {"full": full, "reason": reason}
+    swap = connection.vendor == "postgresql" and not full
+    detail = {"full": full, "reason": reason, "swap": swap}
     if as_of is not None:
         detail["history_until"] = as_of.isoformat()
     run = job_start(
         JobRun.Kind.RESCORE,
         detail=detail,
         triggered_by=triggered_by,
-        chunk_ids=RESCORE_CHUNK_IDS,
+        chunk_ids=WHOLE_TABLE if swap else RESCORE_CHUNK_IDS,
     )
-    if connection.vendor == "postgresql" and run.status == JobRun.Status.RUNNING:
+    if connection.vendor == "postgresql" and not swap and run.status == JobRun.Status.RUNNING:
         try:
             engagement.engagement_rescore_prepare(run.pk, history_until=as_of)
         except Exception as exc:
@@ -108,6 +114,8 @@ def rescore_start(
 
 def chunk_run(chunk_id: int) -> bool:
     """Do one chunk if it is still pending; True if this call did it."""
+    if JobRun.objects.filter(chunks__pk=chunk_id, detail__swap=True).exists():
+        return _swap_chunk_run(chunk_id)
     try:
         with transaction.atomic():
             chunk = (
@@ -143,6 +151,60 @@ def chunk_run(chunk_id: int) -> bool:
     return True
 
 
+def _swap_chunk_run(chunk_id: int) -> bool:
+    """The one chunk of a score-table rebuild: marked done in the swap's own transaction.
+
+    Exclusive by the engine write lock the rebuild holds, so a redelivered or racing call
+    finds the chunk done and abandons its copy; a worker killed before the swap commits
+    leaves the old table and a pending chunk that the stalled-chunk sweep re-enqueues.
+    """
+
+    def record(customers: int) -> bool:
+        chunk = (
+            JobChunk.objects.select_for_update()
+            .select_related("run")
+            .filter(pk=chunk_id, status=JobChunk.Status.PENDING)
+            .first()
+        )
+        if chunk is None or chunk.run.status != JobRun.Status.RUNNING:
+            return False
+        JobChunk.objects.filter(pk=chunk_id).update(
+            status=JobChunk.Status.DONE,
+            customers_processed=customers,
+            changes_made=customers,
+            finished_at=timezone.now(),
+        )
+        JobRun.objects.filter(pk=chunk.run_id).update(
+            chunks_done=F("chunks_done") + 1,
+            customers_processed=F("customers_processed") + customers,
+            changes_made=F("changes_made") + customers,
+        )
+        return True
+
+    chunk = JobChunk.objects.select_related("run").get(pk=chunk_id)
+    if chunk.status != JobChunk.Status.PENDING:
+        return False
+    if chunk.run.status != JobRun.Status.RUNNING:
+        JobChunk.objects.filter(pk=chunk_id, status=JobChunk.Status.PENDING).update(
+            status=JobChunk.Status.SKIPPED
+        )
+        return False
+    until = chunk.run.detail.get("history_until")
+    try:
+        done = engagement.engagement_scores_rebuild(
+            history_until=datetime.fromisoformat(until) if until else None, on_swap=record
+        )
+    except Exception as exc:
+        JobRun.objects.filter(pk=chunk.run_id).update(
+            error=f"rebuilding scores: {exc}\n{traceback.format_exc(limit=5)}"
+        )
+        raise
+    if done is None:
+        return False
+    _finish(chunk.run_id)
+    return True
+
+
 def _chunk_work(run: JobRun, chunk: JobChunk) -> engagement.RangeResult:
     if run.kind == JobRun.Kind.RESCORE:
         until = run.detail.get("history_until")
@@ -172,6 +234,7 @@ def _finish(run_id: int) -> None:
             engagement.engagement_rescore_cleanup(run.pk)
         if run.kind == JobRun.Kind.NIGHTLY:
             engagement.stage_daily_record(date.fromisoformat(run.detail["day"]))
+            engagement.engine_tables_vacuum()
 
 
 def pending_chunk_ids(run: JobRun) -> list[int]:

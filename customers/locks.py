@@ -97,3 +97,23 @@ def range_lock(first_id: int) -> None:
             "SELECT pg_advisory_xact_lock(%s, %s)",
             [LOCK_NAMESPACE + 1, first_id & 0x7FFFFFFF],
         )
+
+
+@contextmanager
+def engine_write_session_lock() -> Iterator[None]:
+    """Hold the engine write lock exclusively across several transactions (PostgreSQL).
+
+    A rescore's snapshot and its later write-back are separate transactions; holding the
+    lock at session level over both keeps every refresh batch out in between. Released in
+    ``finally``, and by the server if the process dies (its connection closes).
+    """
+    if connection.vendor != "postgresql":
+        yield
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_lock(%s, %s)", [LOCK_NAMESPACE, ENGINE_WRITE_KEY])
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [LOCK_NAMESPACE, ENGINE_WRITE_KEY])

@@ -156,12 +156,6 @@ class Engagement(models.Model):
     customer = models.OneToOneField(
         Customer, primary_key=True, on_delete=models.CASCADE, related_name="engagement"
     )
-    # No stored score: at any instant the 0–100 score is one monotone function of decay_sum
-    # shared by all customers (see customers/engine/decay.py), so it is computed live on read
-    # and never goes stale; score filters and sorts use the index on decay_sum.
-    decay_sum = models.FloatField(
-        default=0.0, help_text="Σ weight·2^((t−epoch)/half-life): forward-decay accumulator."
-    )
     first_engagement_at = models.DateTimeField(null=True, blank=True)
     last_engagement_at = models.DateTimeField(null=True, blank=True)
     frequency = models.IntegerField(default=0, help_text="Number of engagement actions.")
@@ -184,8 +178,7 @@ class Engagement(models.Model):
 
     class Meta:
         indexes = [
-            models.Index(fields=["stage", "-decay_sum"], name="engagement_stage_decay_idx"),
-            models.Index(fields=["-decay_sum"], name="engagement_decay_idx"),
+            models.Index(fields=["stage"], name="engagement_stage_idx"),
             models.Index(fields=["p_alive"], name="engagement_palive_idx"),
             models.Index(fields=["last_engagement_at"], name="engagement_last_idx"),
             models.Index(fields=["stage_due_at"], name="engagement_due_idx"),
@@ -193,6 +186,32 @@ class Engagement(models.Model):
 
     def __str__(self) -> str:
         return f"{self.customer_id}: {self.stage}"
+
+
+class ScoreState(models.Model):
+    """One customer's forward-decay accumulator, alone in a narrow table.
+
+    No stored score: at any instant the 0–100 score is one monotone function of decay_sum
+    shared by all customers (see customers/engine/decay.py), so it is computed live on read
+    and never goes stale; score filters and sorts use the index on decay_sum.
+
+    Narrow on purpose: a weight or half-life change rebuilds this table in one parallel
+    ``CREATE TABLE … AS`` and swaps it in (``engagement.rescore_swap``) instead of
+    updating a million wide rows, and the incremental refresh writes small row versions.
+    """
+
+    customer = models.OneToOneField(
+        Customer, primary_key=True, on_delete=models.CASCADE, related_name="score_state"
+    )
+    decay_sum = models.FloatField(
+        default=0.0, help_text="Σ weight·2^((t−epoch)/half-life): forward-decay accumulator."
+    )
+
+    class Meta:
+        indexes = [models.Index(fields=["-decay_sum"], name="score_decay_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.customer_id}: {self.decay_sum:.6g}"
 
 
 def default_decay_epoch() -> datetime:

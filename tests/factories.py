@@ -6,6 +6,7 @@ import factory
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 
+from customers.engagement import engine_rows_ensure
 from customers.models import Customer, Touchpoint, TouchpointType
 
 
@@ -27,11 +28,18 @@ class UserFactory(factory.django.DjangoModelFactory):
 class CustomerFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Customer
+        skip_postgeneration_save = True
 
     external_id = factory.Sequence(lambda n: f"cust-{n}")
     email = factory.LazyAttribute(lambda o: f"{o.external_id}@example.com")
     name = factory.Sequence(lambda n: f"Customer {n}")
     signup_date = date(2026, 1, 15)
+
+    @factory.post_generation
+    def engine_rows(self, create, extracted, **kwargs):
+        """Every customer gets its engine rows, as every ingest path gives them."""
+        if create:
+            engine_rows_ensure([self.pk])
 
 
 class TouchpointFactory(factory.django.DjangoModelFactory):

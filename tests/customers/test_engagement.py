@@ -22,6 +22,7 @@ from customers.models import (
     JobChunk,
     JobRun,
     PendingTouchpoint,
+    ScoreState,
     StageChange,
     Touchpoint,
     TouchpointType,
@@ -46,7 +47,7 @@ def brute_force_raw(customer, now: datetime) -> tuple[float, float]:
 
 def stored_raw(customer, now: datetime) -> float:
     config = engine_config()
-    e = Engagement.objects.get(customer=customer)
+    e = ScoreState.objects.get(customer=customer)
     return float(
         decay.raw_score(
             e.decay_sum, now.timestamp(), epoch=config.epoch, half_life_days=config.half_life_days
@@ -56,7 +57,6 @@ def stored_raw(customer, now: datetime) -> float:
 
 def new_customer(**kwargs):
     customer = CustomerFactory(signup_date=(T0 - timedelta(days=200)).date(), **kwargs)
-    Engagement.objects.create(customer=customer)
     return customer
 
 
@@ -106,7 +106,7 @@ def test_score_equals_brute_force_sum_after_any_interleaving(ops):
     expected, scale = brute_force_raw(customer, now)
     assert abs(stored_raw(customer, now) - expected) <= 1e-9 * max(scale, 1e-300)
     score = float(
-        engine_config().score(Engagement.objects.get(customer=customer).decay_sum, now.timestamp())
+        engine_config().score(ScoreState.objects.get(customer=customer).decay_sum, now.timestamp())
     )
     assert 0.0 <= score < 100.0
 
@@ -144,8 +144,11 @@ def test_negative_weights_never_push_the_score_below_zero():
     add(customer, "complaint", T0)
     engagement_refresh(now=T0)
     engagement = Engagement.objects.get(customer=customer)
-    assert engagement.decay_sum < 0
-    assert float(engine_config().score(engagement.decay_sum, T0.timestamp())) == 0.0
+    assert engagement.customer.score_state.decay_sum < 0
+    assert (
+        float(engine_config().score(engagement.customer.score_state.decay_sum, T0.timestamp()))
+        == 0.0
+    )
 
 
 def test_quiet_customer_moves_down_the_stages_on_time_alone():
@@ -168,7 +171,9 @@ def test_quiet_customer_moves_down_the_stages_on_time_alone():
         engagement_refresh(now=now)
         engagement = Engagement.objects.get(customer=customer)
         assert engagement.stage == expected
-        score = float(engine_config().score(engagement.decay_sum, now.timestamp()))
+        score = float(
+            engine_config().score(engagement.customer.score_state.decay_sum, now.timestamp())
+        )
         assert 0.0 <= score <= last_score and not math.isnan(score)
         last_score = score
         seen.append(expected)
@@ -208,12 +213,21 @@ def test_rescore_twice_changes_nothing_and_redelivered_chunk_is_a_no_op():
     run = jobs.run_inline(jobs.rescore_start(full=True))
     assert run.status == JobRun.Status.SUCCEEDED
     assert run.customers_processed == 5
-    before = list(Engagement.objects.order_by("pk").values_list("decay_sum", "stage"))
+    before = list(
+        Engagement.objects.order_by("pk").values_list("customer__score_state__decay_sum", "stage")
+    )
     chunk = JobChunk.objects.filter(run=run).first()
     assert jobs.chunk_run(chunk.pk) is False  # delivered again: already done
     again = jobs.run_inline(jobs.rescore_start(full=True))
     assert again.customers_processed == 0  # same values: no row rewritten
-    assert list(Engagement.objects.order_by("pk").values_list("decay_sum", "stage")) == before
+    assert (
+        list(
+            Engagement.objects.order_by("pk").values_list(
+                "customer__score_state__decay_sum", "stage"
+            )
+        )
+        == before
+    )
 
 
 def test_new_rescore_supersedes_a_running_one():
@@ -258,7 +272,7 @@ def test_nightly_pass_writes_snapshot_trend_and_daily_totals():
     assert run.status == JobRun.Status.SUCCEEDED
     snap = ScoreSnapshot.objects.get(day=T0.date(), block=customer.pk // 1024)
     score_now = float(
-        engine_config().score(Engagement.objects.get(customer=customer).decay_sum, T0.timestamp())
+        engine_config().score(ScoreState.objects.get(customer=customer).decay_sum, T0.timestamp())
     )
     assert unpack_scores(snap.scores)[customer.pk % 1024] == pytest.approx(score_now, abs=0.01)
     engagement = Engagement.objects.get(customer=customer)
@@ -266,3 +280,25 @@ def test_nightly_pass_writes_snapshot_trend_and_daily_totals():
     assert StageDaily.objects.filter(day=T0.date()).count() >= 1
     again = jobs.nightly_start(day=T0.date(), now=T0)
     assert again.status == JobRun.Status.SKIPPED  # the day is done: overlapping run skips
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_nightly_pass_vacuums_the_engine_tables_on_postgresql():
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("VACUUM is PostgreSQL's; SQLite has no dead row versions to clear this way")
+    customer = new_customer()
+    add(customer, "login", T0 - timedelta(days=1))
+    engagement_refresh(now=T0)
+    run = jobs.run_inline(jobs.nightly_start(day=T0.date(), now=T0))
+    assert run.status == JobRun.Status.SUCCEEDED
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT relname FROM pg_stat_user_tables WHERE last_vacuum IS NOT NULL "
+            "AND relname IN ('customers_engagement', 'customers_scorestate')"
+        )
+        assert {row[0] for row in cursor.fetchall()} == {
+            "customers_engagement",
+            "customers_scorestate",
+        }

@@ -33,7 +33,6 @@ def test_touchpoint_committed_late_is_applied_by_a_later_refresh():
     if connection.vendor != "postgresql":
         pytest.skip("SQLite serializes writers: a transaction cannot stay open beside a refresh")
     customer = CustomerFactory()
-    Engagement.objects.create(customer=customer)
     login = TouchpointType.objects.get(key="login")
     inserted, may_commit = threading.Event(), threading.Event()
 
@@ -132,14 +131,15 @@ def test_settings_screen_save_starts_the_rescore(
 @pytest.mark.django_db
 def test_time_alone_refresh_only_touches_customers_due(django_assert_max_num_queries):
     due_customer = CustomerFactory()
-    Engagement.objects.create(customer=due_customer)
     touchpoint_add(
         customer=due_customer, type=TouchpointType.objects.get(key="login"), occurred_at=T0
     )
     engagement_refresh(now=T0)
     quiet = [CustomerFactory() for _ in range(20)]
     for c in quiet:
-        Engagement.objects.create(customer=c, stage="lapsed", stage_since=T0, stage_due_at=None)
+        Engagement.objects.filter(customer=c).update(
+            stage="lapsed", stage_since=T0, stage_due_at=None
+        )
     result = engagement_refresh(now=T0 + timedelta(days=400))
     assert result.customers == 1  # only the one whose stage was due
 
@@ -153,7 +153,6 @@ def test_touchpoints_arriving_around_a_rescore_count_exactly_once():
 
     login = TouchpointType.objects.get(key="login")
     customer = CustomerFactory()
-    Engagement.objects.create(customer=customer)
     touchpoint_add(customer=customer, type=login, occurred_at=T0 - timedelta(days=3))
     engagement_refresh(now=T0)
     touchpoint_add(customer=customer, type=login, occurred_at=T0 - timedelta(days=2))  # queued
@@ -177,7 +176,7 @@ def test_touchpoints_arriving_around_a_rescore_count_exactly_once():
         for t in Touchpoint.objects.filter(customer=customer).values_list("occurred_at", flat=True)
     )
     engagement = Engagement.objects.get(customer=customer)
-    assert engagement.decay_sum == pytest.approx(expected, rel=1e-12)
+    assert engagement.customer.score_state.decay_sum == pytest.approx(expected, rel=1e-12)
     assert engagement.frequency == 4
     from customers.models import PendingTouchpoint
 

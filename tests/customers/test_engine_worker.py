@@ -16,7 +16,7 @@ from django.db import connection, connections, transaction
 from customers import jobs
 from customers.engagement import engine_config
 from customers.engine import decay
-from customers.models import Engagement, JobChunk, JobRun, Touchpoint, TouchpointType
+from customers.models import Engagement, JobChunk, JobRun, ScoreState, Touchpoint, TouchpointType
 from customers.tasks import chunk_task
 from tests.factories import CustomerFactory
 from tests.workers import worker_start
@@ -65,7 +65,6 @@ def test_worker_killed_mid_rescore_leaves_consistent_data_and_next_run_finishes(
     ids = [1, jobs.RESCORE_CHUNK_IDS + 1, 2 * jobs.RESCORE_CHUNK_IDS + 1]  # three chunks
     for cid in ids:
         customer = CustomerFactory(id=cid)
-        Engagement.objects.create(customer=customer)
         for day in range(5):  # history written straight in: only a rescore counts it
             Touchpoint.objects.create(
                 customer=customer, type=login, occurred_at=T0 - timedelta(days=day), source="test"
@@ -106,10 +105,10 @@ def test_worker_killed_mid_rescore_leaves_consistent_data_and_next_run_finishes(
     time.sleep(1.0)  # let PostgreSQL notice the dead client and roll its transaction back
     run.refresh_from_db()
     assert run.status == JobRun.Status.RUNNING and run.chunks_done == 1
-    assert Engagement.objects.get(customer_id=ids[0]).decay_sum == pytest.approx(
+    assert ScoreState.objects.get(customer_id=ids[0]).decay_sum == pytest.approx(
         expected_sum(ids[0]), rel=1e-12
     )
-    assert Engagement.objects.get(customer_id=ids[1]).decay_sum == 0.0
+    assert ScoreState.objects.get(customer_id=ids[1]).decay_sum == 0.0
     assert JobChunk.objects.get(run=run, first_id__lte=ids[1], last_id__gte=ids[1]).status == (
         "pending"
     )
@@ -126,7 +125,7 @@ def test_worker_killed_mid_rescore_leaves_consistent_data_and_next_run_finishes(
     run.refresh_from_db()
     assert run.chunks_done == run.chunks_total == 3
     for cid in ids:
-        assert Engagement.objects.get(customer_id=cid).decay_sum == pytest.approx(
+        assert ScoreState.objects.get(customer_id=cid).decay_sum == pytest.approx(
             expected_sum(cid), rel=1e-12
         )
         assert Engagement.objects.get(customer_id=cid).frequency == 5

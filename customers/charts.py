@@ -1,0 +1,47 @@
+"""Plotly figures rendered server-side to a ``<div>`` for templates.
+
+plotly.js is served locally (``static/vendor/plotly.min.js``, included once by
+``templates/base.html`` on pages that set ``{% block charts %}``): no CDN, the site works
+offline. One calm look for every chart: the same font, margins and stage colours.
+"""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+import plotly.io as pio
+from django.utils.safestring import SafeString, mark_safe
+
+from customers.models import Stage
+
+STAGE_COLORS = {
+    Stage.NEW: "#8da0cb",
+    Stage.ENGAGED: "#1b9e77",
+    Stage.REENGAGED: "#66a61e",
+    Stage.COOLING: "#e6ab02",
+    Stage.AT_RISK: "#d95f02",
+    Stage.LAPSED: "#a6761d",
+}
+
+
+def styled(fig: go.Figure, *, height: int = 320) -> go.Figure:
+    """Apply the house layout (font, margins, transparent background)."""
+    fig.update_layout(
+        height=height,
+        margin={"l": 48, "r": 16, "t": 32, "b": 40},
+        font={"family": "system-ui, -apple-system, Segoe UI, sans-serif", "size": 13},
+        paper_bgcolor="rgba(0,0,0,0)",
+        plot_bgcolor="rgba(0,0,0,0)",
+        legend={"orientation": "h", "y": -0.2},
+    )
+    return fig
+
+
+def figure_div(fig: go.Figure, *, height: int = 320) -> SafeString:
+    """The figure as an HTML ``<div>`` plus its inline init script; plotly.js not included."""
+    html = pio.to_html(
+        styled(fig, height=height),
+        full_html=False,
+        include_plotlyjs=False,
+        config={"displaylogo": False, "responsive": True},
+    )
+    return mark_safe(html)  # plotly escapes the data it embeds
