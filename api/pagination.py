@@ -12,6 +12,7 @@ import base64
 import json
 from collections import OrderedDict
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django.db.models import Q, QuerySet
@@ -102,6 +103,8 @@ class KeysetPagination(BasePagination):
 
     @staticmethod
     def _encode(name: str, value: Any, pk: int) -> str:
+        if isinstance(value, datetime):
+            value = value.isoformat()
         raw = json.dumps({"o": name, "v": value, "id": pk}, separators=(",", ":"))
         return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
@@ -114,8 +117,11 @@ class KeysetPagination(BasePagination):
                 isinstance(data, dict)
                 and data.get("o") == name
                 and isinstance(data.get("id"), int)
-                and (data.get("v") is None or isinstance(data["v"], int | float))
+                and (data.get("v") is None or isinstance(data["v"], int | float | str))
             )
+            if valid and isinstance(data["v"], str):
+                data["v"] = datetime.fromisoformat(data["v"])
+                valid = data["v"].tzinfo is not None
         except (ValueError, TypeError):
             valid = False
         if not valid:

@@ -1,3 +1,4 @@
+from django.contrib.auth.decorators import login_required
 from django.urls import include, path
 from drf_spectacular.views import SpectacularRedocView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
@@ -18,8 +19,17 @@ urlpatterns = [
     ),
     path("api/v1/", include(router.urls)),
     path("api/schema/", views.SchemaView.as_view(), name="api-schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
-    path("api/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
+    # DRF exempts its views from the login middleware; people reading docs log in first.
+    path(
+        "api/docs/",
+        login_required(SpectacularSwaggerView.as_view(url_name="api-schema")),
+        name="api-docs",
+    ),
+    path(
+        "api/redoc/",
+        login_required(SpectacularRedocView.as_view(url_name="api-schema")),
+        name="api-redoc",
+    ),
     path("settings/api-tokens/", pages.token_list, name="api-tokens"),
     path("settings/api-tokens/<int:pk>/revoke/", pages.token_revoke_view, name="api-token-revoke"),
 ]

@@ -201,6 +201,7 @@ SPECTACULAR_SETTINGS = {
     "Authenticate with 'Authorization: Bearer <API token>' or a staff session.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     "COMPONENT_SPLIT_REQUEST": True,
     "SWAGGER_UI_DIST": "SIDECAR",  # served from our static files, no CDN

@@ -38,3 +38,9 @@ def cs_api(token_client):
 @pytest.fixture
 def marketer_api(token_client):
     return token_client(Role.MARKETER)
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    """Users are made per test here; PBKDF2 would dominate the run time."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

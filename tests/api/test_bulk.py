@@ -206,9 +206,7 @@ def test_concurrent_identical_batches_store_each_event_once(token_client):
 
     def send(client):
         try:
-            results.append(
-                client.post(BULK, body, content_type="application/json").json()
-            )
+            results.append(client.post(BULK, body, content_type="application/json").json())
         finally:
             connections.close_all()
 

@@ -212,5 +212,3 @@ def test_marketer_reads_but_does_not_edit_customers(token_client, db):
     assert client.get(f"{CUSTOMERS}{customer.pk}/").status_code == 200
     assert client.patch(f"{CUSTOMERS}{customer.pk}/", {"name": "x"}).status_code == 403
     assert client.put(f"{CUSTOMERS}by-external-id/new/", {}, format="json").status_code == 403
-
-
