@@ -32,7 +32,7 @@ from typing import Any
 from django.db import connection, transaction
 from django.utils import timezone
 
-from api.timestamps import timestamp_parse
+from api.timestamps import max_future_skew, timestamp_parse
 from customers.engagement import pending_record
 from customers.models import Customer, PendingTouchpoint, Touchpoint, TouchpointType
 
@@ -139,12 +139,37 @@ def _text(item: dict, name: str, max_length: int, *, required: bool) -> tuple[An
     return raw, None
 
 
+def _customer_ids(external_ids: set[str]) -> dict[str, int]:
+    if connection.vendor == "postgresql":
+        # One array parameter instead of an IN list Django would build value by value.
+        with _binary_cursor() as cursor:
+            cursor.execute(
+                f"SELECT external_id, id FROM {Customer._meta.db_table} "
+                "WHERE external_id = ANY(%s)",
+                [list(external_ids)],
+                binary=True,
+            )
+            return dict(cursor.fetchall())
+    return dict(
+        Customer.objects.filter(external_id__in=external_ids).values_list("external_id", "id")
+    )
+
+
+def _binary_cursor():
+    """A psycopg cursor on Django's connection with server-side binary binding: Django's
+    default client-side binding renders every value into the SQL text, which for thousands
+    of values costs more than the statement itself."""
+    import psycopg
+
+    connection.ensure_connection()
+    return psycopg.Cursor(connection.connection)
+
+
 def _validate(items: list, batch_source: str, now: datetime, result: BulkResult) -> _Rows:
     external_ids = {i.get("customer_external_id") for i in items if isinstance(i, dict)}
     external_ids = {e for e in external_ids if isinstance(e, str)}
-    customers = dict(
-        Customer.objects.filter(external_id__in=external_ids).values_list("external_id", "id")
-    )
+    customers = _customer_ids(external_ids)
+    latest = now + max_future_skew()
     types = {t[0]: t[1:] for t in TouchpointType.objects.values_list("key", "id", "is_active")}
     rows = _Rows()
     seen: set[tuple[str, str]] = set()
@@ -187,7 +212,7 @@ def _validate(items: list, batch_source: str, now: datetime, result: BulkResult)
             errors["occurred_at"] = ["occurred_at is required."]
             occurred = None
         else:
-            occurred, message = timestamp_parse(item["occurred_at"], now=now)
+            occurred, message = timestamp_parse(item["occurred_at"], now=now, latest=latest)
             if message:
                 errors["occurred_at"] = [message]
         value, message = _value(item.get("value"))
@@ -228,15 +253,12 @@ def _validate(items: list, batch_source: str, now: datetime, result: BulkResult)
 
 
 _INSERT_POSTGRES = """
-WITH incoming AS (
-    SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::timestamptz[], %s::numeric[],
-                         %s::text[], %s::text[], %s::jsonb[])
-        AS r(customer_id, type_id, occurred_at, value, source, idempotency_key, properties)
-), inserted AS (
+WITH inserted AS (
     INSERT INTO {touchpoint} (customer_id, type_id, occurred_at, value, source,
                               idempotency_key, properties, received_at)
-    SELECT customer_id, type_id, occurred_at, value, source, idempotency_key, properties, %s
-    FROM incoming
+    SELECT c, t, o, v, s, k, coalesce(p, '{{}}'::jsonb), %s
+    FROM json_to_recordset(%s::json)
+        AS r(c bigint, t bigint, o timestamptz, v numeric, s text, k text, p jsonb)
     ON CONFLICT (source, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
     RETURNING id, customer_id
 )
@@ -245,23 +267,30 @@ INSERT INTO {pending} (touchpoint_id, customer_id) SELECT id, customer_id FROM i
 
 
 def _insert_postgres(rows: _Rows, now: datetime) -> int:
+    """One statement; the rows travel as one JSON document that the server unpacks with
+    ``json_to_recordset`` (C on both ends: ``json.dumps`` here, the JSON parser there), which
+    profiles several times cheaper than binding thousands of values one by one."""
     sql = _INSERT_POSTGRES.format(
         touchpoint=Touchpoint._meta.db_table, pending=PendingTouchpoint._meta.db_table
     )
-    with connection.cursor() as cursor:
-        cursor.execute(
-            sql,
-            [
+    document = json.dumps(
+        [
+            {"c": c, "t": t, "o": o.isoformat(), "v": v, "s": s, "k": k, "p": p}
+            for c, t, o, v, s, k, p in zip(
                 rows.customer_ids,
                 rows.type_ids,
                 rows.occurred,
                 rows.values,
                 rows.sources,
                 rows.keys,
-                [json.dumps(p, separators=(",", ":")) for p in rows.properties],
-                now,
-            ],
-        )
+                rows.properties,
+                strict=True,
+            )
+        ],
+        separators=(",", ":"),
+    )
+    with _binary_cursor() as cursor:
+        cursor.execute(sql, [now, document])
         return cursor.rowcount
 
 

@@ -32,8 +32,11 @@ def future_message() -> str:
     )
 
 
-def timestamp_parse(raw: object, *, now: datetime) -> tuple[datetime | None, str | None]:
-    """``(aware datetime, None)`` or ``(None, message)`` for a client-sent timestamp."""
+def timestamp_parse(
+    raw: object, *, now: datetime, latest: datetime | None = None
+) -> tuple[datetime | None, str | None]:
+    """``(aware datetime, None)`` or ``(None, message)`` for a client-sent timestamp.
+    ``latest`` (``now`` + the allowed skew) may be passed precomputed for batches."""
     if isinstance(raw, datetime):
         value = raw
     elif isinstance(raw, str):
@@ -45,6 +48,6 @@ def timestamp_parse(raw: object, *, now: datetime) -> tuple[datetime | None, str
         return None, FORMAT_MESSAGE
     if value.tzinfo is None or value.utcoffset() is None:
         return None, NAIVE_MESSAGE
-    if value > now + max_future_skew():
+    if value > (latest or now + max_future_skew()):
         return None, future_message()
     return value, None
