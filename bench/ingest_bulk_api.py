@@ -164,10 +164,14 @@ def measure_copy(n: int, customers: int) -> float:
         for i in range(n)
     ).encode()
     started = time.perf_counter()
-    with transaction.atomic(), connection.cursor() as c, c.cursor.copy(
-        "COPY customers_touchpoint (customer_id, type_id, occurred_at, source, "
-        "idempotency_key, properties, received_at) FROM STDIN"
-    ) as copy:
+    with (
+        transaction.atomic(),
+        connection.cursor() as c,
+        c.cursor.copy(
+            "COPY customers_touchpoint (customer_id, type_id, occurred_at, source, "
+            "idempotency_key, properties, received_at) FROM STDIN"
+        ) as copy,
+    ):
         copy.write(text)
     seconds = time.perf_counter() - started
     with connection.cursor() as c:
@@ -182,7 +186,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _start_gunicorn(url: str, workers: int) -> tuple[subprocess.Popen, str]:
+def _start_gunicorn(
+    url: str, workers: int, extra: tuple[str, ...] = ("--log-level", "warning")
+) -> tuple[subprocess.Popen, str]:
     port = _free_port()
     env = {
         **os.environ,
@@ -195,8 +201,7 @@ def _start_gunicorn(url: str, workers: int) -> tuple[subprocess.Popen, str]:
     }
     gunicorn = os.path.join(os.path.dirname(sys.executable), "gunicorn")
     process = subprocess.Popen(
-        [gunicorn, "lifecycle.wsgi", "-w", str(workers), "-b", f"127.0.0.1:{port}"]
-        + ["--log-level", "warning"],
+        [gunicorn, "lifecycle.wsgi", "-w", str(workers), "-b", f"127.0.0.1:{port}", *extra],
         env=env,
     )
     deadline = time.time() + 30
