@@ -134,9 +134,19 @@ def _text(item: dict, name: str, max_length: int, *, required: bool) -> tuple[An
         return None, (f"{name} is required." if required else None)
     if not isinstance(raw, str) or not raw.strip():
         return None, f"{name} must be a non-empty text."
+    if "\x00" in raw:
+        return None, f"{name} contains a NUL character, which cannot be stored."
     if len(raw) > max_length:
         return None, f"{name} is longer than {max_length} characters."
     return raw, None
+
+
+NUL_MESSAGE = "properties contain a NUL character (\\u0000), which cannot be stored."
+
+
+def json_storable(value: Any) -> bool:
+    """PostgreSQL's jsonb refuses the NUL character anywhere in a document."""
+    return "\\u0000" not in json.dumps(value)
 
 
 def _customer_ids(external_ids: set[str]) -> dict[str, int]:
@@ -234,6 +244,8 @@ def _validate(items: list, batch_source: str, now: datetime, result: BulkResult)
             properties = {}
         if not isinstance(properties, dict):
             errors["properties"] = ["properties must be a JSON object."]
+        elif properties and not json_storable(properties):
+            errors["properties"] = [NUL_MESSAGE]
         if errors:
             result.errors.append({"index": index, "errors": errors})
             continue

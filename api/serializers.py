@@ -11,6 +11,7 @@ from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from api.bulk import NUL_MESSAGE, json_storable
 from api.timestamps import timestamp_parse
 from customers.models import Customer, Stage, Touchpoint, TouchpointType
 
@@ -139,6 +140,8 @@ class CustomerSerializer(serializers.ModelSerializer):
     def validate_traits(self, value: Any) -> dict:
         if not isinstance(value, dict):
             raise serializers.ValidationError("traits must be a JSON object.")
+        if not json_storable(value):
+            raise serializers.ValidationError("traits contain a NUL character (\\u0000).")
         return value
 
 
@@ -276,6 +279,11 @@ class TouchpointCreateSerializer(serializers.Serializer):
         "nothing new.",
     )
     properties = serializers.DictField(required=False, default=dict)
+
+    def validate_properties(self, value: dict) -> dict:
+        if not json_storable(value):
+            raise serializers.ValidationError(NUL_MESSAGE)
+        return value
 
     def validate_type(self, value: TouchpointType) -> TouchpointType:
         if not value.is_active:

@@ -137,12 +137,6 @@ class CustomerViewSet(
         customer_update(customer=customer, data=serializer.validated_data)
         return Response(self.get_serializer(self._with_state(customer)).data)
 
-    def update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        return Response(
-            {"detail": "Use PATCH to change some fields, or PUT by external id to upsert."},
-            status=status.HTTP_405_METHOD_NOT_ALLOWED,
-        )
-
     @extend_schema(
         methods=["GET"],
         summary="One customer by external id",
@@ -167,6 +161,8 @@ class CustomerViewSet(
             return Response(
                 s.CustomerSerializer(customer, context=self.get_serializer_context()).data
             )
+        if len(external_id) > 255:
+            raise ValidationError({"external_id": ["external_id is longer than 255 characters."]})
         existing = Customer.objects.filter(external_id=external_id).first()
         serializer = s.CustomerUpsertSerializer(
             existing, data=request.data, partial=True, context=self.get_serializer_context()

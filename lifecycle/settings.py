@@ -198,7 +198,7 @@ REST_FRAMEWORK = {
 SPECTACULAR_SETTINGS = {
     "TITLE": "Lifecycle API",
     "DESCRIPTION": "Customers, touchpoints and touchpoint types; bulk touchpoint ingest. "
-    "Authenticate with 'Authorization: Bearer <API token>' or a staff session.",
+    "Authenticate with an API token ('Authorization: Bearer lc_…') or a staff session.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],

@@ -5,6 +5,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.conf import settings
 from django.db import connection, connections
 from django.utils import timezone
 
@@ -192,10 +193,12 @@ def test_full_batch_of_10000_in_constant_queries(
 
 
 @pytest.mark.postgres
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(
+    "postgresql" not in settings.DATABASES["default"]["ENGINE"],
+    reason="SQLite serializes writers; the race needs PostgreSQL",
+)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_concurrent_identical_batches_store_each_event_once(token_client):
-    if connection.vendor != "postgresql":
-        pytest.skip("SQLite serializes writers; the race needs PostgreSQL")
     from customers.roles import Role
 
     for i in range(3):
@@ -218,3 +221,10 @@ def test_concurrent_identical_batches_store_each_event_once(token_client):
     assert sum(r["created"] for r in results) == 500
     assert sum(r["duplicates"] for r in results) == 1500
     assert Touchpoint.objects.count() == PendingTouchpoint.objects.count() == 500
+
+
+def test_nul_characters_are_refused_not_a_500(marketer_api, customers):
+    items = [item(0, properties={"note": "a\x00b"}), item(1, idempotency_key="k\x00")]
+    body = marketer_api.post(BULK, {"mode": "partial", "items": items}, format="json").json()
+    errors = {e["index"]: e["errors"] for e in body["errors"]}
+    assert "NUL" in errors[0]["properties"][0] and "NUL" in errors[1]["idempotency_key"][0]

@@ -212,3 +212,10 @@ def test_marketer_reads_but_does_not_edit_customers(token_client, db):
     assert client.get(f"{CUSTOMERS}{customer.pk}/").status_code == 200
     assert client.patch(f"{CUSTOMERS}{customer.pk}/", {"name": "x"}).status_code == 403
     assert client.put(f"{CUSTOMERS}by-external-id/new/", {}, format="json").status_code == 403
+
+
+def test_nul_in_traits_and_overlong_external_id_are_400(cs_api, db):
+    response = cs_api.post(CUSTOMERS, {"external_id": "n", "traits": {"a": "\x00"}}, format="json")
+    assert response.status_code == 400 and "NUL" in response.json()["traits"][0]
+    response = cs_api.put(f"{CUSTOMERS}by-external-id/{'x' * 300}/", {}, format="json")
+    assert response.status_code == 400 and "255" in response.json()["external_id"][0]
