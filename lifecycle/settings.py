@@ -51,10 +51,13 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "rest_framework",
     "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_celery_beat",
     "customers",
     "campaigns",
     "tracking",
+    "api",
 ]
 
 MIDDLEWARE = [
@@ -183,7 +186,33 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"]
+    + (["rest_framework.renderers.BrowsableAPIRenderer"] if DEBUG else []),
+    # Per token (or staff user); "<n>/<second|minute|hour|day>".
+    "DEFAULT_THROTTLE_RATES": {
+        "api_read": env_str("API_THROTTLE_READ", "1200/min"),
+        "api_write": env_str("API_THROTTLE_WRITE", "600/min"),
+        "api_bulk": env_str("API_THROTTLE_BULK", "3000/min"),
+    },
 }
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Lifecycle API",
+    "DESCRIPTION": "Customers, touchpoints and touchpoint types; bulk touchpoint ingest. "
+    "Authenticate with an API token ('Authorization: Bearer lc_…') or a staff session.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",  # served from our static files, no CDN
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
+# Touchpoints may be at most this far ahead of the server clock (client clock skew).
+API_MAX_FUTURE_SKEW_SECONDS = env_int("API_MAX_FUTURE_SKEW_SECONDS", 300)
+# Largest bulk request body; 10,000 items with small properties fit in ~3 MB.
+API_BULK_MAX_BODY_BYTES = env_int("API_BULK_MAX_BODY_BYTES", 20 * 1024 * 1024)
 
 # --- Tracking API (Segment-compatible /v1/*) ---------------------------------------------------
 # Events stamped further in the future than this (after clock-skew correction) are refused.

@@ -271,7 +271,9 @@ def test_a_backfilled_old_event_is_scored_at_its_own_time(send):
     from customers.engagement import engine_config
 
     config = engine_config()
-    raw = state.customer.score_state.decay_sum * 2 ** (-(now.timestamp() - config.epoch) / (30 * 86400))
+    raw = state.customer.score_state.decay_sum * 2 ** (
+        -(now.timestamp() - config.epoch) / (30 * 86400)
+    )
     assert raw == pytest.approx(1.25, rel=1e-3)
 
 

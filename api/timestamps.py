@@ -1,0 +1,53 @@
+"""Time rules every ingest path shares: aware timestamps only, a bounded future skew.
+
+Old (backfilled) events are welcome: forward decay scores a touchpoint by its own time,
+whenever it arrives. Events from the future are not: a client clock that runs ahead would
+otherwise inflate scores until the real time catches up.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.conf import settings
+
+NAIVE_MESSAGE = (
+    "This timestamp has no timezone. Add a UTC offset or Z, e.g. 2026-06-01T12:00:00Z or "
+    "2026-06-01T14:00:00+02:00."
+)
+FORMAT_MESSAGE = (
+    "Not a valid ISO 8601 timestamp. Use e.g. 2026-06-01T12:00:00Z or 2026-06-01T14:00:00+02:00."
+)
+
+
+def max_future_skew() -> timedelta:
+    return timedelta(seconds=settings.API_MAX_FUTURE_SKEW_SECONDS)
+
+
+def future_message() -> str:
+    seconds = settings.API_MAX_FUTURE_SKEW_SECONDS
+    return (
+        f"This timestamp is in the future (more than {seconds} seconds ahead of the server's "
+        "clock). Check the sender's clock and timezone offset."
+    )
+
+
+def timestamp_parse(
+    raw: object, *, now: datetime, latest: datetime | None = None
+) -> tuple[datetime | None, str | None]:
+    """``(aware datetime, None)`` or ``(None, message)`` for a client-sent timestamp.
+    ``latest`` (``now`` + the allowed skew) may be passed precomputed for batches."""
+    if isinstance(raw, datetime):
+        value = raw
+    elif isinstance(raw, str):
+        try:
+            value = datetime.fromisoformat(raw.strip())
+        except ValueError:
+            return None, FORMAT_MESSAGE
+    else:
+        return None, FORMAT_MESSAGE
+    if value.tzinfo is None or value.utcoffset() is None:
+        return None, NAIVE_MESSAGE
+    if value > (latest or now + max_future_skew()):
+        return None, future_message()
+    return value, None
