@@ -134,7 +134,7 @@ def score_gauge_figure(score: float) -> SafeString:
         go.Indicator(
             mode="gauge+number",
             value=round(score, 1),
-            number={"suffix": " / 100", "font": {"size": 28}},
+            number={"font": {"size": 34}, "valueformat": ".0f"},
             gauge={
                 "axis": {"range": [0, 100]},
                 "bar": {"color": "#2f6fdb", "thickness": 0.3},

@@ -9,6 +9,7 @@ from django.db.models import Count, Q, QuerySet
 from django.http import QueryDict
 from django.utils import timezone
 
+from customers.engagement import engine_config
 from customers.filters import CustomerFilter
 from customers.listing import ResultCount, result_count
 from customers.models import Customer, Stage
@@ -59,13 +60,14 @@ def stage_mix(customers: QuerySet) -> dict[str, int]:
 def score_distribution(customers: QuerySet, *, now: datetime | None = None) -> list[int]:
     """Customers per 10-point score band, in one pass (bands are decay-sum ranges)."""
     now = now or timezone.now()
+    config = engine_config()
     bands = list(itertools.pairwise(SCORE_EDGES))
     aggregates = {}
     for i, (low, high) in enumerate(bands):
         # Half-open [low, high) except the last band: a band's upper edge belongs to the next.
-        q = score_band_q(low, None, now=now)
+        q = score_band_q(low, None, now=now, config=config)
         if i < len(bands) - 1:
-            q &= ~score_band_q(high, None, now=now)
+            q &= ~score_band_q(high, None, now=now, config=config)
         aggregates[f"b{i}"] = Count("pk", filter=q)
     counts = customers.order_by().aggregate(**aggregates)
     return [counts[f"b{i}"] for i in range(len(bands))]
