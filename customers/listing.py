@@ -72,6 +72,14 @@ SORTS: dict[str, SortKey] = {
 DEFAULT_SORT = "-score"
 
 
+def engine_joined(queryset: QuerySet) -> QuerySet:
+    """``queryset`` restricted to customers with engine rows — which is every customer (the
+    ``engine_rows_ensure`` contract) — so the joins are INNER: PostgreSQL can then walk the
+    decay-sum index for a score sort (from the nullable side of a LEFT JOIN it cannot, and
+    sorts the whole table instead: 250 ms vs 2 ms for a first page at 100k customers)."""
+    return queryset.filter(engagement__isnull=False, score_state__isnull=False)
+
+
 class BadCursor(ValueError):
     """The ``after`` parameter is not a cursor this list produced."""
 

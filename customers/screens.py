@@ -12,7 +12,14 @@ from django.utils import timezone
 from customers.dashboard import dashboard_context
 from customers.engagement import engagement_explain
 from customers.filters import CustomerFilter
-from customers.listing import DEFAULT_SORT, SORTS, BadCursor, keyset_page, result_count
+from customers.listing import (
+    DEFAULT_SORT,
+    SORTS,
+    BadCursor,
+    engine_joined,
+    keyset_page,
+    result_count,
+)
 from customers.models import Customer, Engagement
 from customers.profile import (
     customer_profile,
@@ -80,7 +87,7 @@ def customer_list(request: HttpRequest) -> HttpResponse:
         "cursor_error": "",
     }
     if filterset.is_valid():
-        rows = customers_with_state(filterset.qs, now=now)
+        rows = customers_with_state(engine_joined(filterset.qs), now=now)
         try:
             page = keyset_page(rows, sort, after=request.GET.get("after") or None)
         except BadCursor:
