@@ -132,9 +132,8 @@ def customer_profile(customer: Customer, *, now: datetime) -> CustomerProfile:
 def score_gauge_figure(score: float) -> SafeString:
     fig = go.Figure(
         go.Indicator(
-            mode="gauge+number",
+            mode="gauge",  # the number is shown in HTML below: plotly mispositions it on resize
             value=round(score, 1),
-            number={"font": {"size": 34}, "valueformat": ".0f"},
             gauge={
                 "axis": {"range": [0, 100]},
                 "bar": {"color": "#2f6fdb", "thickness": 0.3},

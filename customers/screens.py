@@ -62,9 +62,10 @@ def is_htmx(request: HttpRequest) -> bool:
 def filter_query(params: QueryDict, filterset: CustomerFilter) -> str:
     """The query string of just the filter parameters (for export and segment links)."""
     kept = QueryDict(mutable=True)
+    cleaned = filterset.form.cleaned_data if filterset.is_valid() else {}
     for name in filterset.filters:
         values = [v for v in params.getlist(name) if v != ""]
-        if values:
+        if values and not (cleaned and cleaned.get(name) in (None, "", [])):
             kept.setlist(name, values)
     return kept.urlencode()
 

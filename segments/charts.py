@@ -71,6 +71,5 @@ def score_distribution_figure(distributions: dict[str, list[int]]) -> SafeString
             )
         )
     fig.update_layout(barmode="group", showlegend=len(distributions) > 1)
-    fig.update_xaxes(title_text="score")
     fig.update_yaxes(title_text="% of segment", gridcolor="#eef0f4")
     return figure_div(fig, height=280)

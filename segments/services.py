@@ -41,6 +41,8 @@ def segment_params_clean(data: QueryDict | dict) -> dict[str, list[str]]:
         if name not in known:
             errors[name] = [f"Unknown filter {name!r}; use one of: {', '.join(sorted(known))}."]
             continue
+        if name not in errors and filterset.form.cleaned_data.get(name) in (None, "", []):
+            continue  # a value meaning "any" (e.g. email opt-out "unknown"): no filter
         params[name] = values
     if errors:
         raise ValidationError(errors)

@@ -152,3 +152,9 @@ def test_size_history_uses_recorded_days(people, marketer):
     segment = segment_save(name="EU", description="", params={"region": "Europe"}, user=marketer)
     SegmentSize.objects.create(segment=segment, day=date(2020, 1, 1), customers=1)
     assert SegmentSize.objects.filter(segment=segment).count() == 2
+
+
+def test_values_meaning_any_are_not_stored():
+    assert segment_params_clean({"email_opt_out": "unknown", "region": "Europe"}) == {
+        "region": ["Europe"]
+    }
