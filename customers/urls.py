@@ -1,9 +1,11 @@
 from django.urls import path
 
-from customers import views
+from customers import screens, views
 
 urlpatterns = [
-    path("", views.home, name="home"),
+    path("", screens.home, name="home"),
+    path("customers/", screens.customer_list, name="customer-list"),
+    path("customers/<int:pk>/", screens.customer_detail, name="customer-detail"),
     path("settings/", views.engagement_settings, name="engagement-settings"),
     path("jobs/", views.jobs_page, name="jobs"),
     path("jobs/table/", views.jobs_table, name="jobs-table"),

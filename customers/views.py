@@ -1,33 +1,17 @@
 from django.contrib import messages
-from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from customers.forms import EngagementSettingsForm
 from customers.models import (
-    Customer,
-    Engagement,
     EngagementSettings,
     JobRun,
     ModelFit,
-    Stage,
     TouchpointType,
 )
 from customers.roles import Role, role_required
 from customers.services import engagement_settings_save
-
-
-def home(request: HttpRequest) -> HttpResponse:
-    by_stage = dict(
-        Engagement.objects.values_list("stage").annotate(n=Count("pk")).values_list("stage", "n")
-    )
-    stages = [(label, by_stage.get(value, 0)) for value, label in Stage.choices]
-    return render(
-        request,
-        "customers/home.html",
-        {"customer_count": Customer.objects.count(), "stages": stages},
-    )
 
 
 @role_required(Role.ADMIN)

@@ -58,6 +58,7 @@ INSTALLED_APPS = [
     "campaigns",
     "tracking",
     "api",
+    "segments",
 ]
 
 MIDDLEWARE = [

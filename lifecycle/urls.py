@@ -18,6 +18,7 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("", include("api.urls")),
+    path("segments/", include("segments.urls")),
     path("", include("customers.urls")),
     path("", include("tracking.urls")),
 ]
