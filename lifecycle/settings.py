@@ -54,6 +54,8 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "customers",
     "campaigns",
+    "success",
+    "audit",
 ]
 
 MIDDLEWARE = [
