@@ -45,3 +45,23 @@ def figure_div(fig: go.Figure, *, height: int = 320) -> SafeString:
         config={"displaylogo": False, "responsive": True},
     )
     return mark_safe(html)  # plotly escapes the data it embeds
+
+
+def score_distribution_compare(preview) -> SafeString:
+    """Current vs proposed score distribution (``customers.preview.SettingsPreview``),
+    overlaid bars over 5-point score bins."""
+    labels = [f"{lo}–{lo + 5}" for lo in preview.bin_edges]
+    fig = go.Figure(
+        [
+            go.Bar(x=labels, y=preview.current_counts, name="Now", marker_color="#9aa5b8"),
+            go.Bar(
+                x=labels,
+                y=preview.proposed_counts,
+                name="With the change",
+                marker_color="#2f6fdb",
+                opacity=0.6,
+            ),
+        ]
+    )
+    fig.update_layout(barmode="overlay", xaxis_title="Score", yaxis_title="Customers", bargap=0.05)
+    return figure_div(fig, height=300)

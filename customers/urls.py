@@ -5,6 +5,9 @@ from customers import views
 urlpatterns = [
     path("", views.home, name="home"),
     path("settings/", views.engagement_settings, name="engagement-settings"),
+    path(
+        "settings/preview/", views.engagement_settings_preview, name="engagement-settings-preview"
+    ),
     path("jobs/", views.jobs_page, name="jobs"),
     path("jobs/table/", views.jobs_table, name="jobs-table"),
     path("jobs/start/", views.jobs_start, name="jobs-start"),

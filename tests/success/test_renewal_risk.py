@@ -7,6 +7,8 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from customers.engagement import engine_config
+from customers.engine import decay
 from customers.models import Engagement, PendingTouchpoint, ScoreState, Touchpoint
 from success.models import CustomerNote
 from success.selectors import renewal_risk_accounts, risk_reason
@@ -17,6 +19,19 @@ pytestmark = pytest.mark.django_db
 NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
 
 
+def _sum_for_score(score: float) -> float:
+    config = engine_config()
+    low, _ = decay.score_bounds_to_decay_sum(
+        score,
+        None,
+        timezone.now().timestamp(),
+        epoch=config.epoch,
+        half_life_days=config.half_life_days,
+        half_point=config.half_point,
+    )
+    return low
+
+
 def _account(name, *, renews_in, revenue, stage="engaged", p_alive=0.9, trend=0.0, owner=None):
     c = CustomerFactory(
         name=name,
@@ -25,8 +40,8 @@ def _account(name, *, renews_in, revenue, stage="engaged", p_alive=0.9, trend=0.
         owner=owner,
     )
     Engagement.objects.filter(customer=c).update(stage=stage, p_alive=p_alive, trend_30d=trend)
-    # A high decay sum: score ~100, so only stage / trend make these accounts risky.
-    ScoreState.objects.filter(customer=c).update(decay_sum=1e12)
+    # Score 90, so only stage / trend make these accounts risky.
+    ScoreState.objects.filter(customer=c).update(decay_sum=_sum_for_score(90))
     return c
 
 
