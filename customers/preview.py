@@ -186,7 +186,7 @@ def _history_histogram(
             )
             counts = _counts(cursor.fetchall())
     else:
-        ids, sums, *_ = _history_numpy(config, types, now)
+        _ids, sums, *_ = _history_numpy(config, types, now)
         counts = _numpy_counts(config.score(sums, now.timestamp()))
     counts[0] += customers - sum(counts)
     return counts

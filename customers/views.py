@@ -10,7 +10,6 @@ from audit.models import SettingsChange
 from customers import charts
 from customers.engagement import EngineConfig
 from customers.forms import EngagementSettingsForm, TouchpointTypeFormSet
-from customers.preview import settings_preview
 from customers.models import (
     Customer,
     Engagement,
@@ -20,6 +19,7 @@ from customers.models import (
     Stage,
     TouchpointType,
 )
+from customers.preview import settings_preview
 from customers.roles import Role, role_required
 from customers.services import engine_settings_update
 

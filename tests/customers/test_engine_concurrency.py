@@ -101,7 +101,6 @@ def test_weight_change_enqueues_a_rescore_after_commit(
 ):
     sent = []
     from customers import tasks
-    from tests.customers.settings_page import settings_form_data
 
     monkeypatch.setattr(tasks.rescore_task, "delay", lambda **kw: sent.append(kw))
     with django_capture_on_commit_callbacks(execute=True):

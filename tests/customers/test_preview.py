@@ -12,7 +12,7 @@ from django.utils import timezone
 from audit.models import SettingsChange
 from customers import jobs
 from customers.engagement import engine_config, touchpoint_add
-from customers.models import EngagementSettings, Engagement, ScoreState, StageChange, TouchpointType
+from customers.models import Engagement, EngagementSettings, ScoreState, StageChange, TouchpointType
 from customers.preview import BINS, current_types, settings_preview
 from customers.services import engine_settings_update
 from tests.customers.settings_page import settings_form_data, type_prefix
