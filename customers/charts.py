@@ -48,20 +48,32 @@ def figure_div(fig: go.Figure, *, height: int = 320) -> SafeString:
 
 
 def score_distribution_compare(preview) -> SafeString:
-    """Current vs proposed score distribution (``customers.preview.SettingsPreview``),
-    overlaid bars over 5-point score bins."""
-    labels = [f"{lo}–{lo + 5}" for lo in preview.bin_edges]
+    """Current vs proposed score distribution (``customers.preview.SettingsPreview``):
+    two overlaid histograms over 5-point score bins."""
+    width = 100 / len(preview.bin_edges)
+    centers = [lo + width / 2 for lo in preview.bin_edges]
     fig = go.Figure(
         [
-            go.Bar(x=labels, y=preview.current_counts, name="Now", marker_color="#9aa5b8"),
             go.Bar(
-                x=labels,
+                x=centers,
+                y=preview.current_counts,
+                width=width,
+                name="Now",
+                marker_color="#9aa5b8",
+            ),
+            go.Bar(
+                x=centers,
                 y=preview.proposed_counts,
+                width=width,
                 name="With the change",
                 marker_color="#2f6fdb",
-                opacity=0.6,
+                opacity=0.55,
             ),
         ]
     )
-    fig.update_layout(barmode="overlay", xaxis_title="Score", yaxis_title="Customers", bargap=0.05)
+    fig.update_layout(
+        barmode="overlay",
+        xaxis={"range": [0, 100], "dtick": 10},  # the heading says "score"
+        yaxis_title="Customers",
+    )
     return figure_div(fig, height=300)

@@ -96,8 +96,12 @@ def renewal_risk_summary(accounts: QuerySet[Customer]) -> RiskSummary:
 
 
 def last_action_types(customers: Sequence[Customer]) -> dict[int, str]:
-    """Key of the touchpoint type of each customer's last engagement action (one query on
-    the (customer, time) index for the whole page)."""
+    """Key of the touchpoint type of each customer's last engagement action: one query for
+    the whole page, a narrow time range per customer on the (customer, time) index.
+
+    The engine keeps the last action's time as epoch seconds round-tripped through floats,
+    so it can differ from the stored touchpoint time by microseconds: match within a second.
+    """
     lasts = {
         c.pk: c.engagement.last_engagement_at
         for c in customers
@@ -105,17 +109,19 @@ def last_action_types(customers: Sequence[Customer]) -> dict[int, str]:
     }
     if not lasts:
         return {}
+    slack = timedelta(seconds=1)
+    around_last = Q()
+    for customer_id, at in lasts.items():
+        around_last |= Q(customer_id=customer_id, occurred_at__range=(at - slack, at + slack))
     rows = Touchpoint.objects.filter(
-        customer_id__in=list(lasts),
-        occurred_at__in=set(lasts.values()),
-        type__counts_as_engagement=True,
-        type__is_active=True,
+        around_last, type__counts_as_engagement=True, type__is_active=True
     ).values_list("customer_id", "occurred_at", "type__key")
-    found: dict[int, str] = {}
+    found: dict[int, tuple[timedelta, str]] = {}
     for customer_id, occurred_at, key in rows:
-        if lasts.get(customer_id) == occurred_at:
-            found[customer_id] = key
-    return found
+        distance = abs(occurred_at - lasts[customer_id])
+        if customer_id not in found or distance < found[customer_id][0]:
+            found[customer_id] = (distance, key)
+    return {customer_id: key for customer_id, (_d, key) in found.items()}
 
 
 def risk_reason(
