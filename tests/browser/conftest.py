@@ -24,10 +24,6 @@ from pathlib import Path
 
 import pytest
 
-# Playwright's sync API keeps an asyncio loop in this thread; Django would then refuse the
-# tests' own (synchronous, single-threaded) ORM calls. They are safe here.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -43,6 +39,26 @@ SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 BROWSER_DB = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 DEMO_CUSTOMERS = 200
 DEMO_HISTORY_DAYS = 31  # >30 so the nightly pass has a snapshot to compute 30-day trends
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    """Playwright's sync API keeps an asyncio loop in this thread; Django would then refuse
+    the tests' own (synchronous, single-threaded) ORM calls, which are safe here. Allowed
+    for the whole run of each browser test (setup, call, and the teardown that flushes the
+    database) and for nothing else: the variable never reaches other tests' subprocesses."""
+    if item.get_closest_marker("browser") is None:  # hooks here see every test's items
+        yield
+        return
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
 
 
 @pytest.fixture(scope="session")
