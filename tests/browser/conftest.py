@@ -34,11 +34,20 @@ CHROMIUM_ARGS = [
 ]
 PASSWORD = "correct horse battery"
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
-# Live-server tests commit for real; serialized rollback restores the rows migrations
-# created (roles, touchpoint types) for the tests that follow.
-BROWSER_DB = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+# Live-server tests commit for real and the database is flushed after each. Serialized
+# rollback does not restore migration rows around pytest-django's live server (observed with
+# Django 5.2), so these tests put back what they need (``_migration_rows_ensure``) and run
+# last in the session (``pytest_collection_modifyitems``), leaving no test after them that
+# expects the migration rows.
+BROWSER_DB = pytest.mark.django_db(transaction=True)
 DEMO_CUSTOMERS = 200
 DEMO_HISTORY_DAYS = 31  # >30 so the nightly pass has a snapshot to compute 30-day trends
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list) -> None:
+    """Browser tests last (after pytest-django's own ordering); see ``BROWSER_DB``."""
+    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -61,8 +70,10 @@ def pytest_runtest_protocol(item, nextitem):
             os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator:
+    """One Chromium per test module. Not per session: while Playwright runs, its event loop
+    makes Django refuse ORM calls in this thread, so it must stop before other tests run."""
     if not CHROMIUM.exists():
         pytest.skip(f"Chromium is not installed at {CHROMIUM}: `make test` installs it (apt).")
     from playwright.sync_api import sync_playwright
@@ -78,9 +89,7 @@ def browser() -> Iterator:
 def _migration_rows_ensure() -> None:
     """The rows data migrations create (touchpoint types, settings, role groups).
 
-    Serialized rollback does not bring them back for tests using pytest-django's
-    ``live_server`` (observed with Django 5.2: the second live-server test starts with an
-    empty database), so browser tests put them back themselves; idempotent.
+    Browser tests start from a flushed database (see ``BROWSER_DB``); idempotent.
     """
     import importlib
 
