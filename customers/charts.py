@@ -45,3 +45,35 @@ def figure_div(fig: go.Figure, *, height: int = 320) -> SafeString:
         config={"displaylogo": False, "responsive": True},
     )
     return mark_safe(html)  # plotly escapes the data it embeds
+
+
+def score_distribution_compare(preview) -> SafeString:
+    """Current vs proposed score distribution (``customers.preview.SettingsPreview``):
+    two overlaid histograms over 5-point score bins."""
+    width = 100 / len(preview.bin_edges)
+    centers = [lo + width / 2 for lo in preview.bin_edges]
+    fig = go.Figure(
+        [
+            go.Bar(
+                x=centers,
+                y=preview.current_counts,
+                width=width,
+                name="Now",
+                marker_color="#9aa5b8",
+            ),
+            go.Bar(
+                x=centers,
+                y=preview.proposed_counts,
+                width=width,
+                name="With the change",
+                marker_color="#2f6fdb",
+                opacity=0.55,
+            ),
+        ]
+    )
+    fig.update_layout(
+        barmode="overlay",
+        xaxis={"range": [0, 100], "dtick": 10},  # the heading says "score"
+        yaxis_title="Customers",
+    )
+    return figure_div(fig, height=300)

@@ -494,7 +494,9 @@ def _write_chunk(chunk: _Chunk) -> None:
                 (
                     int(c),
                     int(t),
-                    f"{ts}+00:00",
+                    # Django's own SQLite format ("YYYY-MM-DD HH:MM:SS", UTC): ORM range
+                    # filters compare text, and numpy's "T" separator sorts after " ".
+                    ts.replace("T", " "),
                     None if np.isnan(v) else f"{v:.2f}",
                     DEMO_SOURCE,
                     "{}",

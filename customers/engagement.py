@@ -95,13 +95,18 @@ def score_expression(
 ) -> ExpressionWrapper:
     """SQL for the live 0–100 score: ``100·(1 − e^(−max(decay_sum, 0)·c))`` (decay.py steps
     3 and 5 with every per-query constant folded into ``c``). ``decay_sum`` is the field path
-    from the queryset's model (the default suits ``Customer`` querysets)."""
+    from the queryset's model (the default suits ``Customer`` querysets). The exponent is
+    clamped at −700: PostgreSQL raises on ``exp`` underflow, and e^−700 is 0 for a score."""
     growth_inverse = math.exp(
         -(now.timestamp() - config.epoch) * decay.decay_exponent_scale(config.half_life_days)
     )
     c = growth_inverse * decay.LN2 / config.half_point
     return ExpressionWrapper(
-        Value(100.0) * (Value(1.0) - Exp(Greatest(F(decay_sum), Value(0.0)) * Value(-c))),
+        Value(100.0)
+        * (
+            Value(1.0)
+            - Exp(Greatest(Greatest(F(decay_sum), Value(0.0)) * Value(-c), Value(-700.0)))
+        ),
         output_field=FloatField(),
     )
 
@@ -402,7 +407,9 @@ def _stage_and_write(
         "stage": _STAGE_NAMES[result.stage],
         "stage_rule": _RULE_NAMES[result.rule],
         "stage_since": np.where(changed, now, state.stage_since),
-        "stage_due_at": result.due_at * DAY,
+        # Strictly after now: a boundary crossed exactly now would otherwise stay due and
+        # be picked up by the refresh's due loop again and again.
+        "stage_due_at": np.where(result.due_at * DAY <= now, now + 1.0, result.due_at * DAY),
         "p_alive": p_alive,
         "expected_gap_days": gap,
         "computed_at": np.full(n, now),

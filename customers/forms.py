@@ -1,6 +1,6 @@
 from django import forms
 
-from customers.models import EngagementSettings
+from customers.models import EngagementSettings, TouchpointType
 
 
 class EngagementSettingsForm(forms.ModelForm):
@@ -38,3 +38,17 @@ class EngagementSettingsForm(forms.ModelForm):
                 "Multiples must increase: cooling < at risk < lapsed.",
             )
         return cleaned
+
+
+class TouchpointTypeWeightForm(forms.ModelForm):
+    """One row of the editable types table on the settings page."""
+
+    class Meta:
+        model = TouchpointType
+        fields = ["weight", "counts_as_engagement", "is_active"]
+        widgets = {"weight": forms.NumberInput(attrs={"step": "0.5"})}
+
+
+TouchpointTypeFormSet = forms.modelformset_factory(
+    TouchpointType, form=TouchpointTypeWeightForm, extra=0, can_delete=False
+)

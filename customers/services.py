@@ -43,20 +43,68 @@ def engine_change_saved(*, changed: Iterable[str], what: str, user=None) -> str 
     return mode
 
 
+def engine_settings_update(
+    *,
+    settings: EngagementSettings | None,
+    settings_changed: Iterable[str] = (),
+    types: Iterable[tuple[TouchpointType, Iterable[str]]] = (),
+    user,
+) -> str | None:
+    """Save engine settings and touchpoint types changed together, in one transaction: one
+    audit row per changed field (who, what, old → new) and one recomputation for the lot
+    ('full', 'scores' or None, as ``rescore_needed``)."""
+    from audit.services import settings_changes_record
+
+    changed: set[str] = set()
+    what: list[str] = []
+    with transaction.atomic():
+        if settings is not None:
+            fields = list(settings_changed)
+            before = EngagementSettings.objects.filter(pk=settings.pk).first()
+            settings.updated_by = user
+            settings.save()
+            if before is not None and fields:
+                settings_changes_record(
+                    before=before,
+                    after=settings,
+                    fields=fields,
+                    what="engagement settings",
+                    user=user,
+                )
+                changed |= set(fields)
+                what.append("engagement settings")
+        for touchpoint_type, type_changed in types:
+            fields = list(type_changed)
+            is_new = touchpoint_type.pk is None
+            if not fields and not is_new:
+                continue
+            before = (
+                None if is_new else TouchpointType.objects.filter(pk=touchpoint_type.pk).first()
+            )
+            touchpoint_type.save()
+            if not fields:
+                continue  # a new type: no touchpoints carry it yet, nothing to recompute
+            settings_changes_record(
+                before=before or TouchpointType(),  # a new type: every field "was" empty
+                after=touchpoint_type,
+                fields=fields,
+                what=f"touchpoint type {touchpoint_type.key}",
+                user=user,
+            )
+            changed |= set(fields)
+            what.append(f"touchpoint type {touchpoint_type.key}")
+        if not changed:
+            return None
+        return engine_change_saved(changed=changed, what=" + ".join(what), user=user)
+
+
 def engagement_settings_save(
     *, settings: EngagementSettings, changed: Iterable[str], user
 ) -> str | None:
-    with transaction.atomic():
-        settings.updated_by = user
-        settings.save()
-        return engine_change_saved(changed=changed, what="engagement settings", user=user)
+    return engine_settings_update(settings=settings, settings_changed=changed, user=user)
 
 
 def touchpoint_type_save(
     *, touchpoint_type: TouchpointType, changed: Iterable[str], user
 ) -> str | None:
-    with transaction.atomic():
-        touchpoint_type.save()
-        return engine_change_saved(
-            changed=changed, what=f"touchpoint type {touchpoint_type.key}", user=user
-        )
+    return engine_settings_update(settings=None, types=[(touchpoint_type, changed)], user=user)

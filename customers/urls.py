@@ -7,6 +7,9 @@ urlpatterns = [
     path("customers/", screens.customer_list, name="customer-list"),
     path("customers/<int:pk>/", screens.customer_detail, name="customer-detail"),
     path("settings/", views.engagement_settings, name="engagement-settings"),
+    path(
+        "settings/preview/", views.engagement_settings_preview, name="engagement-settings-preview"
+    ),
     path("jobs/", views.jobs_page, name="jobs"),
     path("jobs/table/", views.jobs_table, name="jobs-table"),
     path("jobs/start/", views.jobs_start, name="jobs-start"),

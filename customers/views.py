@@ -1,32 +1,96 @@
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
-from customers.forms import EngagementSettingsForm
+from audit.models import SettingsChange
+from customers import charts
+from customers.engagement import EngineConfig
+from customers.forms import EngagementSettingsForm, TouchpointTypeFormSet
 from customers.models import (
     EngagementSettings,
     JobRun,
     ModelFit,
     TouchpointType,
 )
+from customers.preview import settings_preview
 from customers.roles import Role, role_required
-from customers.services import engagement_settings_save
+from customers.services import engine_settings_update
+
+
+def _settings_forms(request: HttpRequest):
+    data = request.POST if request.method == "POST" else None
+    form = EngagementSettingsForm(data, instance=EngagementSettings.load(), prefix="engine")
+    types = TouchpointTypeFormSet(data, queryset=TouchpointType.objects.all(), prefix="types")
+    return form, types
 
 
 @role_required(Role.ADMIN)
 def engagement_settings(request: HttpRequest) -> HttpResponse:
-    current = EngagementSettings.load()
-    form = EngagementSettingsForm(request.POST or None, instance=current)
-    if request.method == "POST" and form.is_valid():
-        mode = engagement_settings_save(
-            settings=form.save(commit=False), changed=form.changed_data, user=request.user
+    form, types = _settings_forms(request)
+    if request.method == "POST" and form.is_valid() and types.is_valid():
+        mode = engine_settings_update(
+            settings=form.save(commit=False),
+            settings_changed=form.changed_data,
+            types=[(f.save(commit=False), f.changed_data) for f in types.forms],
+            user=request.user,
         )
-        note = {"full": " A full recompute has started.", "scores": " A rescore has started."}
-        messages.success(request, "Engagement settings saved." + note.get(mode or "", ""))
+        if mode is None:
+            messages.success(request, "Engagement settings saved; no recomputation needed.")
+        else:
+            what = "A full recompute" if mode == "full" else "A rescore"
+            messages.success(
+                request,
+                format_html(
+                    "Engagement settings saved. {} has started: "
+                    '<a href="{}">watch its progress on the Jobs page</a>.',
+                    what,
+                    reverse("jobs"),
+                ),
+            )
         return redirect("engagement-settings")
-    types = TouchpointType.objects.all()
-    return render(request, "customers/settings.html", {"form": form, "types": types})
+    changes = SettingsChange.objects.select_related("user")[:30]
+    return render(
+        request,
+        "customers/settings.html",
+        {"form": form, "types": types, "changes": changes},
+    )
+
+
+@require_POST
+@role_required(Role.ADMIN)
+def engagement_settings_preview(request: HttpRequest) -> HttpResponse:
+    """The impact of the settings as edited on the page, computed without saving."""
+    form, types = _settings_forms(request)
+    if not (form.is_valid() and types.is_valid()):
+        errors = [
+            f"{form.fields[name].label if name in form.fields else 'Form'}: {' '.join(msgs)}"
+            for name, msgs in form.errors.items()
+        ] + [
+            f"{sub.instance.label} {name.replace('_', ' ')}: {' '.join(msgs)}"
+            for sub in types.forms
+            for name, msgs in sub.errors.items()
+        ]
+        errors += list(types.non_form_errors())
+        return render(request, "customers/_settings_preview.html", {"errors": errors})
+    proposed = form.save(commit=False)
+    rows = [
+        (
+            f.instance.pk,
+            float(f.cleaned_data["weight"]),
+            f.cleaned_data["counts_as_engagement"],
+            f.cleaned_data["is_active"],
+        )
+        for f in types.forms
+    ]
+    result = settings_preview(proposed=EngineConfig.from_settings(proposed), types=rows)
+    return render(
+        request,
+        "customers/_settings_preview.html",
+        {"preview": result, "chart": charts.score_distribution_compare(result)},
+    )
 
 
 def _jobs_context() -> dict:

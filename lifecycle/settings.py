@@ -59,6 +59,8 @@ INSTALLED_APPS = [
     "tracking",
     "api",
     "segments",
+    "success",
+    "audit",
 ]
 
 MIDDLEWARE = [

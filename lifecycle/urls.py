@@ -21,4 +21,5 @@ urlpatterns = [
     path("segments/", include("segments.urls")),
     path("", include("customers.urls")),
     path("", include("tracking.urls")),
+    path("", include("success.urls")),
 ]

@@ -115,13 +115,12 @@ def test_settings_screen_save_starts_the_rescore(
     from django.urls import reverse
 
     from customers import tasks
+    from tests.customers.settings_page import settings_form_data
 
     sent = []
     monkeypatch.setattr(tasks.rescore_task, "delay", lambda **kw: sent.append(kw))
     client = login(admin_user)
-    form = client.get(reverse("engagement-settings")).context["form"]
-    data = {name: form.initial[name] for name in form.fields}
-    data["half_life_days"] = 60
+    data = settings_form_data(client, half_life_days=60)
     with django_capture_on_commit_callbacks(execute=True):
         response = client.post(reverse("engagement-settings"), data, follow=True)
     assert "A rescore has started" in response.content.decode()

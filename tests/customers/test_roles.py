@@ -67,17 +67,18 @@ def test_customer_success_cannot_use_django_admin(login, cs_user):
 
 def test_admin_can_save_settings_and_bad_values_are_explained(login, admin_user):
     from customers.models import EngagementSettings
+    from tests.customers.settings_page import settings_form_data
 
     client = login(admin_user)
-    form = client.get(reverse("engagement-settings")).context["form"]
-    data = {name: form.initial[name] for name in form.fields}
-    data["half_life_days"] = 45
+    data = settings_form_data(client, half_life_days=45)
     response = client.post(reverse("engagement-settings"), data)
     assert response.status_code == 302
     assert EngagementSettings.load().half_life_days == 45
     assert EngagementSettings.load().updated_by == admin_user
 
-    data.update(half_life_days=0, cooling_multiple=5, at_risk_multiple=4)
+    data.update(
+        {"engine-half_life_days": 0, "engine-cooling_multiple": 5, "engine-at_risk_multiple": 4}
+    )
     response = client.post(reverse("engagement-settings"), data)
     assert response.status_code == 200
     errors = response.context["form"].errors

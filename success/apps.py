@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class SuccessConfig(AppConfig):
+    name = "success"
+    verbose_name = "Customer success"

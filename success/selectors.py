@@ -1,0 +1,182 @@
+"""The renewal-risk list: accounts renewing soon whose engagement is low, falling or slipping.
+
+Which accounts (all from the engine's state, nothing aggregated over touchpoints):
+
+- a renewal date from today to ``days`` days ahead (index on ``renewal_date``), and
+- any of: score below ``LOW_SCORE``; a 30-day trend below ``FALLING_TREND`` (down more than
+  5 points: a change of a point or two is noise); stage cooling, at risk or lapsed.
+
+Ranking — **revenue at risk** = lifetime revenue × risk, where risk = 1 − P(still engaged)
+(the MBG/NBD probability the engine keeps), or 1 − score/100 for customers the model has no
+probability for yet (no engagement action). Lifetime revenue stands in for the account's
+value because the renewal's own contract value is not in the data; the product of value
+and probability of being gone is the expected loss if nobody acts.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from django.db.models import (
+    Count,
+    F,
+    FloatField,
+    Prefetch,
+    Q,
+    QuerySet,
+    Sum,
+    Value,
+    prefetch_related_objects,
+)
+from django.db.models.functions import Cast, Coalesce
+from django.utils import timezone
+
+from customers.engagement import EngineConfig, engine_config
+from customers.models import Customer, Stage, Touchpoint
+from customers.selectors import customers_with_state, score_band_q
+from success.models import CustomerNote
+
+DEFAULT_DAYS = 90
+LOW_SCORE = 40.0
+FALLING_TREND = -5.0
+RISKY_STAGES = (Stage.COOLING, Stage.AT_RISK, Stage.LAPSED)
+SECONDS_PER_DAY = 86_400
+
+
+def renewal_risk_accounts(
+    *,
+    days: int = DEFAULT_DAYS,
+    owner=None,
+    today: date | None = None,
+    now: datetime | None = None,
+    config: EngineConfig | None = None,
+) -> QuerySet[Customer]:
+    """Accounts renewing within ``days`` whose engagement is low, falling or slipping, with
+    ``score``, ``risk`` and ``revenue_at_risk`` annotated, highest revenue at risk first.
+
+    ``owner``: only that staff user's accounts ("my accounts").
+    """
+    now = now or timezone.now()
+    today = today or timezone.localdate(now)
+    config = config or engine_config()
+    accounts = Customer.objects.filter(renewal_date__range=(today, today + timedelta(days=days)))
+    if owner is not None:
+        accounts = accounts.filter(owner=owner)
+    slipping = (
+        score_band_q(None, LOW_SCORE, now=now, config=config)
+        | Q(engagement__trend_30d__lt=FALLING_TREND)
+        | Q(engagement__stage__in=RISKY_STAGES)
+    )
+    risk = Coalesce(
+        Value(1.0) - F("engagement__p_alive"),
+        Value(1.0) - F("score") / Value(100.0),
+        output_field=FloatField(),
+    )
+    return (
+        customers_with_state(accounts.filter(slipping), now=now, config=config)
+        .annotate(risk=risk)
+        .annotate(revenue_at_risk=Cast("lifetime_revenue", FloatField()) * F("risk"))
+        .order_by("-revenue_at_risk", "id")
+    )
+
+
+@dataclass(frozen=True)
+class RiskSummary:
+    accounts: int
+    revenue_at_risk: float
+
+
+def renewal_risk_summary(accounts: QuerySet[Customer]) -> RiskSummary:
+    """How many accounts the list holds and their total revenue at risk (one query)."""
+    totals = accounts.order_by().aggregate(n=Count("id"), total=Sum("revenue_at_risk"))
+    return RiskSummary(accounts=totals["n"] or 0, revenue_at_risk=totals["total"] or 0.0)
+
+
+def last_action_types(customers: Sequence[Customer]) -> dict[int, str]:
+    """Key of the touchpoint type of each customer's last engagement action: one query for
+    the whole page, a narrow time range per customer on the (customer, time) index.
+
+    The engine keeps the last action's time as epoch seconds round-tripped through floats,
+    so it can differ from the stored touchpoint time by microseconds: match within a second.
+    """
+    lasts = {
+        c.pk: c.engagement.last_engagement_at
+        for c in customers
+        if c.engagement.last_engagement_at is not None
+    }
+    if not lasts:
+        return {}
+    slack = timedelta(seconds=1)
+    around_last = Q()
+    for customer_id, at in lasts.items():
+        around_last |= Q(customer_id=customer_id, occurred_at__range=(at - slack, at + slack))
+    rows = Touchpoint.objects.filter(
+        around_last, type__counts_as_engagement=True, type__is_active=True
+    ).values_list("customer_id", "occurred_at", "type__key")
+    found: dict[int, tuple[timedelta, str]] = {}
+    for customer_id, occurred_at, key in rows:
+        distance = abs(occurred_at - lasts[customer_id])
+        if customer_id not in found or distance < found[customer_id][0]:
+            found[customer_id] = (distance, key)
+    return {customer_id: key for customer_id, (_d, key) in found.items()}
+
+
+def risk_reason(
+    *,
+    score: float,
+    trend: float | None,
+    last_action_at: datetime | None,
+    last_action_key: str | None,
+    expected_gap_days: float | None,
+    signup: date,
+    now: datetime,
+) -> str:
+    """The reason in words, e.g. "score 31, down 24 in 30 days; no login for 41 days,
+    usually every 6"."""
+    head = f"score {round(score)}"
+    if trend is not None and not math.isnan(trend):
+        if round(trend) < 0:
+            head += f", down {round(-trend)} in 30 days"
+        elif round(trend) > 0:
+            head += f", up {round(trend)} in 30 days"
+    if last_action_at is None:
+        since = (now.date() - signup).days
+        return f"{head}; no engagement action since signing up {_days(since)} ago"
+    silent = int((now - last_action_at).total_seconds() // SECONDS_PER_DAY)
+    what = (last_action_key or "engagement action").replace("_", " ")
+    tail = f"no {what} for {_days(silent)}"
+    if expected_gap_days is not None and not math.isnan(expected_gap_days):
+        gap = max(1, round(expected_gap_days))
+        tail += ", usually every day" if gap == 1 else f", usually every {gap}"
+    return f"{head}; {tail}"
+
+
+def _days(n: int) -> str:
+    return "1 day" if n == 1 else f"{n} days"
+
+
+def renewal_risk_rows(customers: Iterable[Customer], *, now: datetime | None = None) -> list:
+    """Customers of one page with ``reason`` set and their notes prefetched: a fixed number
+    of queries whatever the page size (last-action types, notes with authors)."""
+    now = now or timezone.now()
+    page = list(customers)
+    keys = last_action_types(page)
+    prefetch_related_objects(
+        page, Prefetch("notes", queryset=CustomerNote.objects.select_related("author"))
+    )
+    for c in page:
+        e = c.engagement
+        c.reason = risk_reason(
+            score=c.score,
+            trend=e.trend_30d,
+            last_action_at=e.last_engagement_at,
+            last_action_key=keys.get(c.pk),
+            expected_gap_days=e.expected_gap_days,
+            signup=c.signup_date,
+            now=now,
+        )
+        c.renewal_in_days = (c.renewal_date - timezone.localdate(now)).days
+    return page
