@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "customers",
     "campaigns",
+    "imports",
 ]
 
 MIDDLEWARE = [
@@ -129,6 +130,12 @@ STORAGES = {
     },
 }
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
+
+# --- CSV import ------------------------------------------------------------------------------
+# Events further than this ahead of the import's start are rejected (clock skew allowance).
+IMPORT_FUTURE_SKEW_SECONDS = env_int("IMPORT_FUTURE_SKEW_SECONDS", 300)
+# Largest file the upload screen accepts (the management command has no limit).
+IMPORT_MAX_UPLOAD_MB = env_int("IMPORT_MAX_UPLOAD_MB", 1024)
 
 # --- Email -----------------------------------------------------------------------------------
 EMAIL_BACKEND = env_str(
