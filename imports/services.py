@@ -169,7 +169,7 @@ def _execute(run: ImportRun, stream: BinaryIO, progress: Progress | None) -> Imp
         now = run.started_at or timezone.now()
         text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
         reader = csv.reader(text, strict=True)
-        positions = _header(reader, formats.FORMATS[run.kind])
+        positions = _header(reader, stream, formats.FORMATS[run.kind])
         checker = loader.row_checker(positions, now=now, skew=future_skew())
         staging = Staging(run.pk, checker.staged_columns)
         staging.create()
@@ -226,7 +226,7 @@ def _execute(run: ImportRun, stream: BinaryIO, progress: Progress | None) -> Imp
                 log.warning("could not drop staging tables of import %s", run.pk)
 
 
-def _header(reader, fmt: formats.FileFormat) -> dict[str, int]:
+def _header(reader, stream: BinaryIO, fmt: formats.FileFormat) -> dict[str, int]:
     try:
         header = next(reader)
     except StopIteration:
@@ -235,7 +235,7 @@ def _header(reader, fmt: formats.FileFormat) -> dict[str, int]:
             [RowError(1, "", "", "The file is empty: expected a header row.")],
         ) from None
     except UnicodeDecodeError as exc:
-        raise _encoding_rejection(exc, None) from None
+        raise _encoding_rejection(exc, stream) from None
     except csv.Error as exc:
         raise FileRejected(
             f"the header row is not valid CSV ({exc}).",
@@ -302,11 +302,11 @@ def _flush(run, staging, batch, errors, stream, row_no, read, progress) -> None:
         progress(position, rows_done)
 
 
-def _encoding_rejection(exc: UnicodeDecodeError, stream: BinaryIO | None) -> FileRejected:
+def _encoding_rejection(exc: UnicodeDecodeError, stream: BinaryIO) -> FileRejected:
     """The whole file is refused: a file that is not UTF-8 (typically Latin-1 or UTF-16 from
     a spreadsheet) would import garbled text in every non-ASCII cell, bad row or not."""
     byte = exc.object[exc.start : exc.start + 1].hex().upper()
-    line = 1 if stream is None else _line_of_bad_byte(exc, stream)
+    line = _line_of_bad_byte(exc, stream)
     where = f"on line {line}" if line else "in the file"
     message = (
         f"the file is not UTF-8 text (byte 0x{byte} {where}). Save it as 'CSV UTF-8' "

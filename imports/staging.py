@@ -67,14 +67,11 @@ class Staging:
     # --- writing ---------------------------------------------------------------------
 
     def write(self, rows: list[tuple[str, ...]], errors: list[RowError]) -> list[RowError]:
-        """Stage a batch of checked rows and record row errors; returns rows that cannot be
-        stored at all (a NUL character), which the caller records as errors too."""
+        """Stage a batch of checked rows and record row errors, plus errors for rows that
+        cannot be stored at all (a NUL character); returns the latter."""
         unstorable: list[RowError] = []
         if rows:
-            if self.postgres:
-                unstorable = self._copy_rows(rows)
-            else:
-                self._insert_rows(rows)
+            unstorable = self._copy_rows(rows) if self.postgres else self._insert_rows(rows)
             self.rows_staged += len(rows) - len(unstorable)
         errors = errors + unstorable
         if errors:
@@ -106,13 +103,20 @@ class Staging:
                     copy.write("\t".join(map(_escape_text, row)) + "\n")
         return unstorable
 
-    def _insert_rows(self, rows: list[tuple[str, ...]]) -> None:
+    def _insert_rows(self, rows: list[tuple[str, ...]]) -> list[RowError]:
+        # NUL is refused here too, so a file imports the same on SQLite as on PostgreSQL.
+        unstorable = [_nul_error(r, self.columns) for r in rows if any("\x00" in f for f in r)]
         placeholders = ", ".join(["%s"] * len(self.columns))
         with connection.cursor() as cursor:
             cursor.executemany(
                 f"INSERT INTO {self.table} ({', '.join(self.columns)}) VALUES ({placeholders})",
-                [tuple(field or None for field in row) for row in rows],
+                [
+                    tuple(field or None for field in row)
+                    for row in rows
+                    if not any("\x00" in f for f in row)
+                ],
             )
+        return unstorable
 
     def write_errors(self, errors: list[RowError]) -> None:
         values = [
