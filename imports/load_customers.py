@@ -14,7 +14,7 @@ from datetime import date
 from decimal import Decimal
 
 from django.contrib.auth import get_user_model
-from django.db import connection
+from django.db import connection, reset_queries
 from django.utils import timezone
 
 from customers.engagement import engine_rows_ensure
@@ -175,6 +175,7 @@ def _apply_batched(staging: Staging) -> tuple[int, int]:
             rows = [dict(zip(staging.columns, r, strict=True)) for r in cursor.fetchall()]
         if not rows:
             return created, updated
+        reset_queries()  # DEBUG would keep each batch's SQL
         last = rows[-1]["row_no"]
         existing = Customer.objects.in_bulk(
             [r["external_id"] for r in rows], field_name="external_id"

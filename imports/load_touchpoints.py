@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from django.db import connection
+from django.db import connection, reset_queries
 
 from customers.engagement import pending_record
 from customers.models import Customer, PendingTouchpoint, Touchpoint, TouchpointType
@@ -121,6 +121,7 @@ def _apply_batched(staging: Staging, *, source: str) -> int:
             rows = cursor.fetchall()
         if not rows:
             return created
+        reset_queries()  # DEBUG would keep each batch's SQL
         last = rows[-1][0]
         keys = {r[5] for r in rows if r[5] is not None}
         seen = set(

@@ -36,7 +36,7 @@ from typing import BinaryIO
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import UploadedFile
-from django.db import transaction
+from django.db import reset_queries, transaction
 from django.utils import timezone
 
 from customers.export import csv_cell
@@ -289,6 +289,7 @@ def _read_rows(run, reader, stream, checker, staging: Staging, progress) -> _Rea
 
 def _flush(run, staging, batch, errors, stream, row_no, read, progress) -> None:
     staging.write(batch, errors)
+    reset_queries()  # with DEBUG on, Django would keep every batch's SQL: not flat memory
     try:
         position = stream.tell()
     except (OSError, ValueError):
