@@ -6,6 +6,7 @@ import sys
 BENCHES = {
     "bgnbd": "bench.bench_bgnbd_fit",
     "engine": "bench.bench_engine",
+    "csv": "bench.ingest_csv",
 }
 
 
