@@ -10,19 +10,18 @@ the source, or repeated in the file, count as duplicates.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from decimal import Decimal
+from datetime import UTC, datetime, timedelta
 
 from django.db import connection, reset_queries
+from django.utils import timezone
 
 from customers.engagement import pending_record
 from customers.models import Customer, PendingTouchpoint, Touchpoint, TouchpointType
 from imports.rows import TouchpointRows
 from imports.staging import Staging
 
-SQLITE_BATCH = 2_000
+SQLITE_BATCH = 5_000
 APPLY_CHUNK = 250_000  # staged rows per INSERT statement on PostgreSQL (all in one transaction)
 APPLY_WORK_MEM = "64MB"  # sorting one chunk by customer and time stays in memory
 
@@ -106,46 +105,34 @@ def _apply_postgres(staging: Staging, *, source: str) -> int:
 
 
 def _apply_batched(staging: Staging, *, source: str) -> int:
+    """SQLite: one ``INSERT … SELECT … RETURNING`` per batch of staged rows, each batch's new
+    touchpoints queued with ``pending_record`` (staged times are already in Django's SQLite
+    format, see ``Staging``)."""
+    touchpoints = Touchpoint._meta.db_table
     customers = Customer._meta.db_table
+    received = str(timezone.now().astimezone(UTC).replace(tzinfo=None))
     created = 0
-    last = 0
-    while True:
+    for first, last in staging.row_ranges(SQLITE_BATCH):
         with connection.cursor() as cursor:
             cursor.execute(
-                f"SELECT s.row_no, c.id, s.type_id, s.occurred_at, s.value, s.event_id, "
-                f"s.properties FROM {staging.table} s "
-                f"JOIN {customers} c ON c.external_id = s.customer_external_id "
-                f"WHERE s.row_no > %s ORDER BY s.row_no LIMIT %s",
-                [last, SQLITE_BATCH],
+                f"""
+                INSERT INTO {touchpoints} (customer_id, type_id, occurred_at, value, source,
+                    idempotency_key, properties, received_at)
+                SELECT c.id, s.type_id, s.occurred_at, s.value, %s, s.event_id,
+                    COALESCE(s.properties, '{{}}'), %s
+                FROM {staging.table} s
+                JOIN {customers} c ON c.external_id = s.customer_external_id
+                WHERE s.row_no BETWEEN %s AND %s
+                ORDER BY s.row_no
+                ON CONFLICT (source, idempotency_key) WHERE idempotency_key IS NOT NULL
+                DO NOTHING
+                RETURNING id, customer_id
+                """,
+                [source, received, first, last],
             )
-            rows = cursor.fetchall()
-        if not rows:
-            return created
-        reset_queries()  # DEBUG would keep each batch's SQL
-        last = rows[-1][0]
-        keys = {r[5] for r in rows if r[5] is not None}
-        seen = set(
-            Touchpoint.objects.filter(source=source, idempotency_key__in=keys).values_list(
-                "idempotency_key", flat=True
-            )
-        )
-        batch = []
-        for _, customer_id, type_id, occurred, value, key, properties in rows:
-            if key is not None:
-                if key in seen:
-                    continue
-                seen.add(key)
-            batch.append(
-                Touchpoint(
-                    customer_id=customer_id,
-                    type_id=type_id,
-                    occurred_at=datetime.fromisoformat(occurred),
-                    value=None if value is None else Decimal(value),
-                    source=source,
-                    idempotency_key=key,
-                    properties=json.loads(properties) if properties else {},
-                )
-            )
-        inserted = Touchpoint.objects.bulk_create(batch)
-        pending_record([t.pk for t in inserted], [t.customer_id for t in inserted])
+            inserted = cursor.fetchall()
+        if inserted:
+            pending_record([row[0] for row in inserted], [row[1] for row in inserted])
         created += len(inserted)
+        reset_queries()  # DEBUG would keep each batch's SQL
+    return created

@@ -375,7 +375,7 @@ def _done_message(run: ImportRun) -> str:
     if run.kind == ImportRun.Kind.TOUCHPOINTS:
         what = (
             f"{run.created_count:,} touchpoints created, {run.duplicate_count:,} duplicates "
-            f"(already imported under source {run.source!r})"
+            f"(ids already imported under source {run.source!r})"
         )
     else:
         what = (

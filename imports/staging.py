@@ -12,6 +12,7 @@ been read and checked, so all-or-nothing needs no transaction held open while re
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
 
 from django.db import connection
 
@@ -106,15 +107,21 @@ class Staging:
     def _insert_rows(self, rows: list[tuple[str, ...]]) -> list[RowError]:
         # NUL is refused here too, so a file imports the same on SQLite as on PostgreSQL.
         unstorable = [_nul_error(r, self.columns) for r in rows if any("\x00" in f for f in r)]
+        times = [i for i, c in enumerate(self.columns) if self.types[c] == "timestamptz"]
+        values = []
+        for row in rows:
+            if any("\x00" in f for f in row):
+                continue
+            row = [field or None for field in row]
+            for i in times:
+                if row[i]:
+                    row[i] = _sqlite_datetime(row[i])
+            values.append(row)
         placeholders = ", ".join(["%s"] * len(self.columns))
         with connection.cursor() as cursor:
             cursor.executemany(
                 f"INSERT INTO {self.table} ({', '.join(self.columns)}) VALUES ({placeholders})",
-                [
-                    tuple(field or None for field in row)
-                    for row in rows
-                    if not any("\x00" in f for f in row)
-                ],
+                values,
             )
         return unstorable
 
@@ -179,6 +186,11 @@ class Staging:
                 yield from chunk
         finally:
             cursor.close()
+
+
+def _sqlite_datetime(text: str) -> str:
+    """An ISO-8601 time with offset as Django stores datetimes in SQLite: naive UTC text."""
+    return str(datetime.fromisoformat(text).astimezone(UTC).replace(tzinfo=None))
 
 
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
