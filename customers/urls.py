@@ -13,4 +13,5 @@ urlpatterns = [
     path("jobs/", views.jobs_page, name="jobs"),
     path("jobs/table/", views.jobs_table, name="jobs-table"),
     path("jobs/start/", views.jobs_start, name="jobs-start"),
+    path("customers/export.csv", views.customers_export, name="customers-export"),
 ]

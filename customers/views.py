@@ -1,5 +1,5 @@
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.html import format_html
@@ -8,6 +8,7 @@ from django.views.decorators.http import require_POST
 from audit.models import SettingsChange
 from customers import charts
 from customers.engagement import EngineConfig
+from customers.export import ExportFilterError, customers_export_response, customers_for_export
 from customers.forms import EngagementSettingsForm, TouchpointTypeFormSet
 from customers.models import (
     EngagementSettings,
@@ -135,3 +136,13 @@ def jobs_start(request: HttpRequest) -> HttpResponse:
     app.send_task(task, kwargs=kwargs)
     messages.success(request, f"Started: {kind}. Its run appears below when a worker picks it up.")
     return redirect("jobs")
+
+
+@role_required(Role.MARKETER, Role.CUSTOMER_SUCCESS, Role.ADMIN)
+def customers_export(request: HttpRequest) -> HttpResponse:
+    """CSV of all customers, or those picked by ``?ids=`` / simple filters (streamed)."""
+    try:
+        customers = customers_for_export(request.GET, user=request.user)
+    except ExportFilterError as exc:
+        return HttpResponseBadRequest(str(exc), content_type="text/plain; charset=utf-8")
+    return customers_export_response(customers)

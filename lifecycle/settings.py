@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "segments",
     "success",
     "audit",
+    "imports",
 ]
 
 MIDDLEWARE = [
@@ -136,6 +137,12 @@ STORAGES = {
     },
 }
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
+
+# --- CSV import ------------------------------------------------------------------------------
+# Events further than this ahead of the import's start are rejected (clock skew allowance).
+IMPORT_FUTURE_SKEW_SECONDS = env_int("IMPORT_FUTURE_SKEW_SECONDS", 300)
+# Largest file the upload screen accepts (the management command has no limit).
+IMPORT_MAX_UPLOAD_MB = env_int("IMPORT_MAX_UPLOAD_MB", 1024)
 
 # --- Email -----------------------------------------------------------------------------------
 EMAIL_BACKEND = env_str(

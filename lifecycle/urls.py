@@ -19,6 +19,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("api.urls")),
     path("segments/", include("segments.urls")),
+    path("imports/", include("imports.urls")),
     path("", include("customers.urls")),
     path("", include("tracking.urls")),
     path("", include("success.urls")),
