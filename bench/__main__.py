@@ -7,6 +7,7 @@ BENCHES = {
     "bgnbd": "bench.bench_bgnbd_fit",
     "engine": "bench.bench_engine",
     "ingest": "bench.bench_ingest",
+    "plans": "bench.bench_plans",
     "screens": "bench.bench_screens",
 }
 
