@@ -7,9 +7,10 @@ for one step, spread evenly over the six (10% in the control arm). Then it measu
 
 1. one plan tick (``campaigns.tick.plans_tick``): exits, enrolment, one execution row per due
    enrollment (INSERT … SELECT), held-out rows for the control arm;
-2. dispatch of everything due (``campaigns.dispatch.dispatch_due``) in one process: emails
-   to Django's locmem backend (an in-memory sink), webhooks POSTed to a local HTTP receiver
-   in a separate process, coupons and CS tasks written to the database.
+2. dispatch of everything due (``campaigns.dispatch.dispatch_due``) in W processes (as W
+   dispatch tasks would run; default 2): emails rendered and serialized exactly as the SMTP
+   backend does, then dropped (``bench/mail_sink.py``), webhooks POSTed to a local HTTP
+   receiver in a separate process, coupons and CS tasks written to the database.
 
 It prints seconds for each phase, the total against the 30 s target, and the cost per
 enrollment, with the machine's load average next to the figures.
@@ -165,12 +166,11 @@ BODY = (
 
 
 def _dispatch_worker(batch: int) -> dict:
-    from django.core import mail
     from django.db import connections
 
+    from bench.mail_sink import SENT
     from campaigns.dispatch import dispatch_due
 
-    mail.outbox = []
     try:
         result = dispatch_due(batch_size=batch)
     finally:
@@ -180,7 +180,7 @@ def _dispatch_worker(batch: int) -> dict:
         "failed": result.failed,
         "retried": result.retried,
         "by_action": dict(result.by_action),
-        "emails": len(mail.outbox),
+        "emails": SENT["messages"],
     }
 
 
@@ -198,7 +198,7 @@ def main(argv: list[str] | None = None) -> dict:
     if not args.reuse:
         _recreate_database(url)
     os.environ["DATABASE_URL"] = url
-    os.environ["EMAIL_BACKEND"] = "django.core.mail.backends.locmem.EmailBackend"
+    os.environ["EMAIL_BACKEND"] = "bench.mail_sink.EmailBackend"
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "lifecycle.settings")
     receiver = subprocess.Popen([sys.executable, "-c", RECEIVER], stdout=subprocess.PIPE, text=True)
     port = int(receiver.stdout.readline())
@@ -214,7 +214,6 @@ def _run(args: argparse.Namespace, webhook_url: str) -> dict:
     import django
 
     django.setup()
-    from django.core import mail
     from django.core.management import call_command
     from django.db import connections
     from django.db.models import Count
@@ -233,7 +232,6 @@ def _run(args: argparse.Namespace, webhook_url: str) -> dict:
     if not args.reuse:
         generate(n, webhook_url)
     print(f"  {'generate data':<44} {time.perf_counter() - started:8.2f} s", flush=True)
-    mail.outbox = []
 
     started = time.perf_counter()
     tick = plans_tick()

@@ -56,6 +56,7 @@ from campaigns.models import (
     CsTask,
     Enrollment,
     Plan,
+    PlanStep,
     StepExecution,
     SurveyInvitation,
     coupon_code,
@@ -66,6 +67,33 @@ from customers.engagement import engine_config
 log = logging.getLogger(__name__)
 
 BATCH = 200
+ROW_FIELDS = (
+    "id",
+    "enrollment_id",
+    "step_id",
+    "plan_id",
+    "customer_id",
+    "action",
+    "status",
+    "due_at",
+    "attempts",
+    "idempotency_key",
+    "enrollment__id",
+    "enrollment__status",
+    "enrollment__arm",
+    "enrollment__enrolled_at",
+    "customer__id",
+    "customer__external_id",
+    "customer__email",
+    "customer__name",
+    "customer__company",
+    "customer__email_opt_out",
+    "customer__owner_id",
+    "customer__engagement__customer_id",
+    "customer__engagement__last_engagement_at",
+    "customer__score_state__customer_id",
+    "customer__score_state__decay_sum",
+)
 FINAL_STATUSES = (
     StepExecution.Status.SENT,
     StepExecution.Status.HELD_OUT,
@@ -273,6 +301,7 @@ def dispatch_due(
     config = engine_config()
     email_connection = get_connection()
     email_connection.open()
+    pool = ThreadPoolExecutor(max_workers=WEBHOOK_THREADS, thread_name_prefix="webhook")
     try:
         while True:
             if max_rows is not None and result.claimed >= max_rows:
@@ -296,9 +325,11 @@ def dispatch_due(
                 result=result,
                 config=config,
                 email_connection=email_connection,
+                pool=pool,
             )
     finally:
         email_connection.close()
+        pool.shutdown(wait=True)
     result.seconds = time.monotonic() - started
     return result
 
@@ -363,26 +394,28 @@ def _dispatch_batch(
     result: DispatchResult,
     config: Any,
     email_connection: Any,
+    pool: ThreadPoolExecutor,
 ) -> None:
     rows = list(
         StepExecution.objects.filter(pk__in=ids, claimed_by=token)
-        .select_related(
-            "enrollment",
-            "step",
-            "plan",
-            "customer__engagement",
-            "customer__score_state",
-        )
-        # Free-form JSON nobody here reads: not parsed for every row.
-        .defer("customer__traits", "plan__description", "plan__trigger_params", "result")
+        .select_related("enrollment", "customer__engagement", "customer__score_state")
+        # Only what sending reads: loading whole rows (a dozen timestamps each) was a third
+        # of the dispatch's CPU time.
+        .only(*ROW_FIELDS)
         .order_by("id")
     )
+    # A batch holds a handful of plans and steps: load each once, not once per row.
+    plans = Plan.objects.in_bulk({r.plan_id for r in rows})
+    steps = PlanStep.objects.in_bulk({r.step_id for r in rows})
+    for row in rows:
+        row.plan = plans[row.plan_id]
+        row.step = steps[row.step_id]
     customer_ids = [r.customer_id for r in rows if r.customer_id]
     survey_links = _survey_links(rows)
     week = _sent_this_week(customer_ids, now)
     coupons = _latest_coupons([r.enrollment_id for r in rows if r.action == ActionKind.EMAIL])
     outcomes: dict[int, _Outcome] = {}
-    webhooks: list[StepExecution] = []
+    webhooks: list[tuple[StepExecution, Any]] = []
     sent_in_batch: dict[int, int] = defaultdict(int)
 
     def clock() -> datetime:
@@ -435,11 +468,12 @@ def _dispatch_batch(
             # Local effects are created in the recording transaction (exactly once).
             outcomes[row.pk] = _Outcome(status=StepExecution.Status.SENT, performed_at=now)
             continue
-        if row.action == ActionKind.WEBHOOK:
-            webhooks.append(row)
-            continue
         if clock() > lease_until:
             break
+        if row.action == ActionKind.WEBHOOK:
+            # Sent by the pool's threads while this loop renders and sends emails.
+            webhooks.append((row, pool.submit(_webhook, row)))
+            continue
         try:
             link = survey_links.get(row.pk, "")
             rendered = render_step_email(
@@ -462,17 +496,14 @@ def _dispatch_batch(
         except (TransientError, PermanentError) as exc:
             outcomes[row.pk] = _failure(row, exc, clock())
 
-    if webhooks and clock() < lease_until:
-        with ThreadPoolExecutor(max_workers=min(WEBHOOK_THREADS, len(webhooks))) as pool:
-            futures = {row.pk: pool.submit(_webhook, row) for row in webhooks}
-        for row in webhooks:
-            try:
-                response = futures[row.pk].result()
-                outcomes[row.pk] = _Outcome(
-                    status=StepExecution.Status.SENT, performed_at=clock(), result=response
-                )
-            except (TransientError, PermanentError) as exc:
-                outcomes[row.pk] = _failure(row, exc, clock())
+    for row, future in webhooks:
+        try:
+            response = future.result()
+            outcomes[row.pk] = _Outcome(
+                status=StepExecution.Status.SENT, performed_at=clock(), result=response
+            )
+        except (TransientError, PermanentError) as exc:
+            outcomes[row.pk] = _failure(row, exc, clock())
 
     # Rows not reached (lease nearly over) go back to the queue without using an attempt.
     for row in rows:
