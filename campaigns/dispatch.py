@@ -28,12 +28,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import http.client
 import json
 import logging
 import smtplib
+import threading
 import time
-import urllib.error
-import urllib.request
+import urllib.parse
 import uuid
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
@@ -220,33 +221,72 @@ def webhook_payload(row: StepExecution) -> dict[str, Any]:
     }
 
 
+_local = threading.local()
+
+
+def _connection(scheme: str, host: str, port: int | None, timeout: float) -> Any:
+    """This thread's keep-alive connection to (scheme, host, port): no TCP (and TLS)
+    handshake per webhook when a batch posts many to one receiver."""
+    pool = getattr(_local, "connections", None)
+    if pool is None:
+        pool = _local.connections = {}
+    key = (scheme, host, port)
+    if key not in pool:
+        cls = http.client.HTTPSConnection if scheme == "https" else http.client.HTTPConnection
+        pool[key] = cls(host, port, timeout=timeout)
+    return pool[key]
+
+
+def _drop_connection(scheme: str, host: str, port: int | None) -> None:
+    connection = getattr(_local, "connections", {}).pop((scheme, host, port), None)
+    if connection is not None:
+        connection.close()
+
+
 def webhook_send(url: str, body: bytes, *, key: str, secret: str, timeout: float) -> dict:
     """POST ``body`` signed; returns {"status": code}. Raises Transient/PermanentError."""
-    timestamp = int(time.time())
-    request = urllib.request.Request(
-        url,
-        data=body,
-        method="POST",
-        headers={
-            "Content-Type": "application/json",
-            "User-Agent": "Lifecycle-Webhooks/1",
-            "Idempotency-Key": key,
-            "X-Lifecycle-Signature": webhook_signature(secret, timestamp, body),
-        },
-    )
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            response.read(65536)
-            return {"status": response.status}
-    except urllib.error.HTTPError as exc:
-        if exc.code in (408, 425, 429) or exc.code >= 500:
-            raise TransientError(f"HTTP {exc.code} from {url}") from exc
-        raise PermanentError(f"HTTP {exc.code} from {url}") from exc
-    except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise TransientError(f"cannot reach {url}: {reason}") from exc
-    except ValueError as exc:  # malformed URL
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
         raise PermanentError(f"bad webhook URL {url!r}: {exc}") from exc
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise PermanentError(f"bad webhook URL {url!r}: http(s) URL with a host expected")
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    timestamp = int(time.time())
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": "Lifecycle-Webhooks/1",
+        "Idempotency-Key": key,
+        "X-Lifecycle-Signature": webhook_signature(secret, timestamp, body),
+    }
+    where = (parts.scheme, parts.hostname, port)
+    for attempt in (1, 2):
+        connection = _connection(*where, timeout)
+        reused = connection.sock is not None
+        try:
+            connection.request("POST", path, body=body, headers=headers)
+            response = connection.getresponse()
+            response.read(1 << 20)
+            status = response.status
+            if response.will_close or not response.isclosed():
+                _drop_connection(*where)
+            break
+        except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError) as exc:
+            _drop_connection(*where)
+            # The receiver closed an idle keep-alive connection: retry once on a new one
+            # (same Idempotency-Key, so a receiver that did see it deduplicates).
+            if reused and attempt == 1:
+                continue
+            raise TransientError(f"cannot reach {url}: {exc!r}") from exc
+        except (OSError, http.client.HTTPException) as exc:
+            _drop_connection(*where)
+            raise TransientError(f"cannot reach {url}: {exc!r}") from exc
+    if status in (408, 425, 429) or status >= 500:
+        raise TransientError(f"HTTP {status} from {url}")
+    if status >= 400:
+        raise PermanentError(f"HTTP {status} from {url}")
+    return {"status": status}
 
 
 def _webhook(row: StepExecution) -> dict:
