@@ -101,12 +101,12 @@ def generate_customers(count: int) -> list[str]:
             [count],
         )
         c.execute(
-            "INSERT INTO customers_engagement (customer_id, frequency, stage, stage_rule) "
-            "SELECT id, 0, 'new', '' FROM customers_customer"
+            "INSERT INTO customers_engagement (customer_id, stage, stage_rule) "
+            "SELECT id, 'new', '' FROM customers_customer"
         )
         c.execute(
-            "INSERT INTO customers_scorestate (customer_id, decay_sum) "
-            "SELECT id, 0 FROM customers_customer"
+            "INSERT INTO customers_scorestate (customer_id, decay_sum, frequency) "
+            "SELECT id, 0, 0 FROM customers_customer"
         )
         c.execute("VACUUM ANALYZE customers_customer")
     return [f"bench-{i}" for i in range(1, count + 1)]

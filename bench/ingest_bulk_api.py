@@ -131,13 +131,13 @@ def _generate_customers(n: int) -> list[str]:
             [n],
         )
         c.execute(
-            "INSERT INTO customers_engagement (customer_id, frequency, stage, stage_rule) "
-            "SELECT g, 0, 'new', '' FROM generate_series(1, %s) g",
+            "INSERT INTO customers_engagement (customer_id, stage, stage_rule) "
+            "SELECT g, 'new', '' FROM generate_series(1, %s) g",
             [n],
         )
         c.execute(
-            "INSERT INTO customers_scorestate (customer_id, decay_sum) "
-            "SELECT g, 0 FROM generate_series(1, %s) g",
+            "INSERT INTO customers_scorestate (customer_id, decay_sum, frequency) "
+            "SELECT g, 0, 0 FROM generate_series(1, %s) g",
             [n],
         )
         c.execute("SELECT setval(pg_get_serial_sequence('customers_customer', 'id'), %s)", [n])

@@ -209,6 +209,7 @@ def _column_types(table: str) -> dict[str, str]:
 
 _STAGE_NAMES = np.array(stages.STAGES, dtype=object)
 _RULE_NAMES = np.array(stages.RULE_IDS, dtype=object)
+_RULE_CODE = {name: code for code, name in enumerate(stages.RULE_IDS)}
 _TIMESTAMP = "timestamp with time zone"
 
 
@@ -281,19 +282,25 @@ class _State:
     decay_sum: np.ndarray
     stage: np.ndarray  # codes; -1 = never evaluated
     stage_since: np.ndarray
+    rule: np.ndarray  # codes; -1 = none recorded
+
+
+_STATE_COLUMNS = (
+    f"{_epoch_sql('c.signup_date')}, {_epoch_sql('s.first_engagement_at')}, "
+    f"{_epoch_sql('s.last_engagement_at')}, COALESCE(s.frequency, 0), "
+    f"COALESCE(s.decay_sum, 0), e.stage, {_epoch_sql('e.stage_since')}, e.stage_rule"
+)
 
 
 def _load_state(where_sql: str, params: Sequence) -> _State:
-    e = Engagement._meta.db_table
-    c = Customer._meta.db_table
-    s = ScoreState._meta.db_table
+    """Engine state of the customers matching ``where_sql`` (aliases: ``s`` score state,
+    ``e`` engagement, ``c`` customer), ordered by id."""
     sql = (
-        f"SELECT e.customer_id, {_epoch_sql('c.signup_date')}, "
-        f"{_epoch_sql('e.first_engagement_at')}, {_epoch_sql('e.last_engagement_at')}, "
-        f"e.frequency, COALESCE(s.decay_sum, 0), e.stage, {_epoch_sql('e.stage_since')} "
-        f"FROM {e} e JOIN {c} c ON c.id = e.customer_id "
-        f"LEFT JOIN {s} s ON s.customer_id = e.customer_id WHERE {where_sql} "
-        f"ORDER BY e.customer_id"
+        f"SELECT s.customer_id, {_STATE_COLUMNS} "
+        f"FROM {ScoreState._meta.db_table} s "
+        f"JOIN {Engagement._meta.db_table} e ON e.customer_id = s.customer_id "
+        f"JOIN {Customer._meta.db_table} c ON c.id = s.customer_id WHERE {where_sql} "
+        f"ORDER BY s.customer_id"
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
@@ -301,7 +308,7 @@ def _load_state(where_sql: str, params: Sequence) -> _State:
 
 
 def _state_from_rows(rows: list[tuple]) -> _State:
-    """Rows of (id, signup, first, last, frequency, decay_sum, stage, stage_since)."""
+    """Rows of (id, signup, first, last, frequency, decay_sum, stage, stage_since, rule)."""
     if not rows:
         empty = np.zeros(0)
         return _State(
@@ -313,8 +320,10 @@ def _state_from_rows(rows: list[tuple]) -> _State:
             empty,
             empty.astype(np.int64),
             empty,
+            empty.astype(np.int64),
         )
-    ids, signup, first, last, freq, dsum, stage_names, since = list(zip(*rows, strict=True))[:8]
+    columns = list(zip(*rows, strict=True))[:9]
+    ids, signup, first, last, freq, dsum, stage_names, since, rule_names = columns
     since_arr = np.array(since, dtype=float)
     codes = np.array([stages.STAGE_CODE.get(s, -1) for s in stage_names], dtype=np.int64)
     codes[np.isnan(since_arr)] = stages.NO_STAGE  # default "new" row never evaluated yet
@@ -327,13 +336,14 @@ def _state_from_rows(rows: list[tuple]) -> _State:
         decay_sum=np.array(dsum, dtype=float),
         stage=codes,
         stage_since=since_arr,
+        rule=np.array([_RULE_CODE.get(r, -1) for r in rule_names], dtype=np.int64),
     )
 
 
 def _load_state_ids(ids: Sequence[int]) -> _State:
     if connection.vendor == "postgresql":
-        return _load_state("e.customer_id = ANY(%s)", [list(ids)])
-    return _load_state(f"e.customer_id IN ({', '.join(['%s'] * len(ids))})", list(ids))
+        return _load_state("s.customer_id = ANY(%s)", [list(ids)])
+    return _load_state(f"s.customer_id IN ({', '.join(['%s'] * len(ids))})", list(ids))
 
 
 def _latest_fit() -> bgnbd.MBGParams | None:
@@ -403,10 +413,7 @@ def _stage_and_write(
     result = stages.evaluate(inputs, config.thresholds)
     scores = config.score(state.decay_sum, now)
     changed = result.stage != state.stage
-    columns: dict[str, np.ndarray] = {
-        "stage": _STAGE_NAMES[result.stage],
-        "stage_rule": _RULE_NAMES[result.rule],
-        "stage_since": np.where(changed, now, state.stage_since),
+    live: dict[str, np.ndarray] = {
         # Strictly after now: a boundary crossed exactly now would otherwise stay due and
         # be picked up by the refresh's due loop again and again.
         "stage_due_at": np.where(result.due_at * DAY <= now, now + 1.0, result.due_at * DAY),
@@ -414,14 +421,22 @@ def _stage_and_write(
         "expected_gap_days": gap,
         "computed_at": np.full(n, now),
     }
-    if trend is not None:
-        columns["trend_30d"] = trend
     if write_activity:
-        columns["first_engagement_at"] = state.first
-        columns["last_engagement_at"] = state.last
-        columns["frequency"] = state.frequency.astype(np.int64)
-        _write_columns(ScoreState._meta.db_table, state.ids, {"decay_sum": state.decay_sum})
-    _write_columns(Engagement._meta.db_table, state.ids, columns)
+        live["decay_sum"] = state.decay_sum
+        live["first_engagement_at"] = state.first
+        live["last_engagement_at"] = state.last
+        live["frequency"] = state.frequency.astype(np.int64)
+    _write_columns(ScoreState._meta.db_table, state.ids, live)
+    # The stage row only where something on it moves: on most refreshes, nowhere.
+    write = changed | (result.rule != state.rule) if trend is None else np.ones(n, dtype=bool)
+    stage_columns: dict[str, np.ndarray] = {
+        "stage": _STAGE_NAMES[result.stage[write]],
+        "stage_rule": _RULE_NAMES[result.rule[write]],
+        "stage_since": np.where(changed, now, state.stage_since)[write],
+    }
+    if trend is not None:
+        stage_columns["trend_30d"] = trend
+    _write_columns(Engagement._meta.db_table, state.ids[write], stage_columns)
     now_dt = _to_datetime(now)
     moved = np.flatnonzero(changed)
     _stage_changes_insert(
@@ -509,6 +524,7 @@ def _drain_and_load(limit: int, config: EngineConfig) -> tuple[_State, int]:
     its engine rows (an ingest path that skipped ``engine_rows_ensure``) gets them here.
     """
     weights, engaging = _type_arrays()
+    pending = PendingTouchpoint._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute("SET LOCAL random_page_cost = 1.1")
         cursor.execute("SET LOCAL max_parallel_workers_per_gather = 0")
@@ -516,10 +532,11 @@ def _drain_and_load(limit: int, config: EngineConfig) -> tuple[_State, int]:
         cursor.execute(
             f"""
             WITH drained AS (
-                DELETE FROM {PendingTouchpoint._meta.db_table} WHERE id IN (
-                    SELECT id FROM {PendingTouchpoint._meta.db_table} ORDER BY id
-                    LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
-                RETURNING touchpoint_id
+                DELETE FROM {pending} p USING (
+                    SELECT ctid FROM {pending} ORDER BY id
+                    LIMIT %(limit)s FOR UPDATE SKIP LOCKED) claimed
+                WHERE p.ctid = claimed.ctid
+                RETURNING p.touchpoint_id
             ),
             deltas AS (
                 SELECT tp.customer_id,
@@ -535,15 +552,13 @@ def _drain_and_load(limit: int, config: EngineConfig) -> tuple[_State, int]:
                 FROM drained JOIN {Touchpoint._meta.db_table} tp ON tp.id = drained.touchpoint_id
                 GROUP BY tp.customer_id
             )
-            SELECT d.customer_id, {_epoch_sql("c.signup_date")},
-                   {_epoch_sql("e.first_engagement_at")}, {_epoch_sql("e.last_engagement_at")},
-                   COALESCE(e.frequency, 0), COALESCE(s.decay_sum, 0), e.stage,
-                   {_epoch_sql("e.stage_since")},
-                   d.decay, d.first_at, d.last_at, d.n, d.touchpoints, e.customer_id IS NULL
+            SELECT d.customer_id, {_STATE_COLUMNS},
+                   d.decay, d.first_at, d.last_at, d.n, d.touchpoints,
+                   s.customer_id IS NULL OR e.customer_id IS NULL
             FROM deltas d
             JOIN {Customer._meta.db_table} c ON c.id = d.customer_id
-            LEFT JOIN {Engagement._meta.db_table} e ON e.customer_id = d.customer_id
             LEFT JOIN {ScoreState._meta.db_table} s ON s.customer_id = d.customer_id
+            LEFT JOIN {Engagement._meta.db_table} e ON e.customer_id = d.customer_id
             ORDER BY d.customer_id
             """,
             {
@@ -557,11 +572,11 @@ def _drain_and_load(limit: int, config: EngineConfig) -> tuple[_State, int]:
         rows = cursor.fetchall()
     if not rows:
         return _state_from_rows([]), 0
-    missing = [row[0] for row in rows if row[13]]
+    missing = [row[0] for row in rows if row[14]]
     if missing:
         engine_rows_ensure(missing)
     state = _state_from_rows(rows)
-    extra = np.array([row[8:13] for row in rows], dtype=float)
+    extra = np.array([row[9:14] for row in rows], dtype=float)
     state.decay_sum += extra[:, 0]
     state.first = np.fmin(state.first, extra[:, 1])
     state.last = np.fmax(state.last, extra[:, 2])
@@ -679,6 +694,7 @@ def engagement_refresh(
             engine_write_lock(shared=False)
             if _rescore_in_progress():
                 break  # its chunks will overwrite these customers; the queue waits for it
+            _asynchronous_commit()
             if connection.vendor == "postgresql":
                 state, drained = _drain_and_load(batch_size, config)
             else:
@@ -697,18 +713,32 @@ def engagement_refresh(
             engine_write_lock(shared=False)
             if _rescore_in_progress():
                 break
+            _asynchronous_commit()
             due_ids = list(
-                Engagement.objects.filter(stage_due_at__lte=now_dt)
+                ScoreState.objects.filter(stage_due_at__lte=now_dt)
                 .order_by("stage_due_at")
                 .values_list("customer_id", flat=True)[:batch_size]
             )
             if not due_ids:
                 break
-            state = _load_state(f"e.customer_id IN ({', '.join(['%s'] * len(due_ids))})", due_ids)
+            state = _load_state_ids(due_ids)
             result, *_ = _stage_and_write(state, now_s, config, params)
             customers += result.customers
             changes += result.changes
     return RefreshResult(applied, customers, changes, time.perf_counter() - started)
+
+
+def _asynchronous_commit() -> None:
+    """PostgreSQL: let this transaction's commit return before its WAL reaches disk.
+
+    Safe for a refresh batch: a server crash can lose only whole, recently committed
+    transactions (never part of one), and a lost batch loses its queue deletions with its
+    writes, so the touchpoints are simply applied again by the next run. It saves a WAL
+    flush per batch (``synchronous_commit`` in the PostgreSQL docs, "Asynchronous Commit").
+    """
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL synchronous_commit = off")
 
 
 def _rescore_in_progress() -> bool:
@@ -759,7 +789,7 @@ def engagement_rescore_range(
     changes = 0
     if full:
         now_s = (now or timezone.now()).timestamp()
-        state = _load_state("e.customer_id BETWEEN %s AND %s", [first_id, last_id])
+        state = _load_state("s.customer_id BETWEEN %s AND %s", [first_id, last_id])
         result, *_ = _stage_and_write(state, now_s, config, _latest_fit())
         changes = result.changes
     return RangeResult(customers, changes)
@@ -892,6 +922,9 @@ def engagement_scores_rebuild(
     dropped by the next attempt. Returns the number of customers, or None if abandoned.
     """
     score = ScoreState._meta.db_table
+    fields = ScoreState._meta.concrete_fields
+    columns = [f.column for f in fields]
+    not_null = [f.column for f in fields if not f.null]
     new, captured = SCORE_REBUILD_TABLE, SCORE_REBUILD_CAPTURED
     params = history_aggregate_params(engine_config(), history_until)
     with engine_write_session_lock(), connection.cursor() as cursor:
@@ -899,10 +932,18 @@ def engagement_scores_rebuild(
             _snapshot_transaction(cursor)
             cursor.execute(f"DROP TABLE IF EXISTS {new}, {captured}")
             _streaming_aggregate(cursor)
-            cursor.execute(f"CREATE TABLE {new} AS {history_aggregate_sql(activity=False)}", params)
+            # Every column but the sum is carried over as it stands in this snapshot (no
+            # refresh can change it until the swap: the write lock is held).
+            carried = ", ".join(f"o.{c}" for c in columns if c not in ("customer_id", "decay_sum"))
             cursor.execute(
-                f"ALTER TABLE {new} ALTER COLUMN customer_id SET NOT NULL, "
-                f"ALTER COLUMN decay_sum SET NOT NULL"
+                f"CREATE TABLE {new} AS SELECT o.customer_id, COALESCE(a.decay_sum, 0) "
+                f"AS decay_sum, {carried} FROM {score} o LEFT JOIN "
+                f"({history_aggregate_sql(activity=False)}) a ON a.customer_id = o.customer_id",
+                params,
+            )
+            cursor.execute(
+                f"ALTER TABLE {new} "
+                + ", ".join(f"ALTER COLUMN {c} SET NOT NULL" for c in not_null)
             )
             cursor.execute(
                 f"CREATE UNLOGGED TABLE {captured} AS SELECT id, touchpoint_id "
@@ -917,14 +958,14 @@ def engagement_scores_rebuild(
         try:
             with transaction.atomic():
                 cursor.execute(f"LOCK TABLE {score} IN ACCESS EXCLUSIVE MODE")
-                cursor.execute(
-                    f"INSERT INTO {new} (customer_id, decay_sum) SELECT o.customer_id, 0 "
+                cursor.execute(  # customers created since the snapshot: as they stand
+                    f"INSERT INTO {new} ({', '.join(columns)}) SELECT {', '.join(columns)} "
                     f"FROM {score} o WHERE NOT EXISTS "
                     f"(SELECT 1 FROM {new} n WHERE n.customer_id = o.customer_id)"
                 )
                 cursor.execute(f"SELECT count(*) FROM {new}")
                 customers = cursor.fetchone()[0]
-                _apply_captured_activity(cursor, captured, params)
+                _apply_captured_activity(cursor, new, captured, params)
                 cursor.execute(
                     f"DELETE FROM {PendingTouchpoint._meta.db_table} "
                     f"WHERE id IN (SELECT id FROM {captured})"
@@ -958,9 +999,9 @@ def engagement_scores_rebuild(
     return customers
 
 
-def _apply_captured_activity(cursor, captured: str, params: dict) -> None:
-    """Add the captured queue rows' activity (first/last action, count) to the engagement
-    rows: the rebuilt sums include those touchpoints, but their queue rows also carried the
+def _apply_captured_activity(cursor, table: str, captured: str, params: dict) -> None:
+    """Add the captured queue rows' activity (first/last action, count) to the rebuilt
+    ``table``: its sums include those touchpoints, but their queue rows also carried the
     activity the refresh would have applied. Those customers are marked due, so the next
     refresh re-stages them (a lapsed customer who came back becomes re-engaged)."""
     cursor.execute(
@@ -974,13 +1015,13 @@ def _apply_captured_activity(cursor, captured: str, params: dict) -> None:
             WHERE tp.occurred_at <= %(until)s
             GROUP BY tp.customer_id
         )
-        UPDATE {Engagement._meta.db_table} AS e
-        SET first_engagement_at = LEAST(e.first_engagement_at, activity.first_at),
-            last_engagement_at = GREATEST(e.last_engagement_at, activity.last_at),
-            frequency = e.frequency + activity.n,
+        UPDATE {table} AS s
+        SET first_engagement_at = LEAST(s.first_engagement_at, activity.first_at),
+            last_engagement_at = GREATEST(s.last_engagement_at, activity.last_at),
+            frequency = s.frequency + activity.n,
             stage_due_at = now()
         FROM activity
-        WHERE e.customer_id = activity.customer_id AND activity.n > 0
+        WHERE s.customer_id = activity.customer_id AND activity.n > 0
         """,
         params,
     )
@@ -1044,7 +1085,6 @@ def engagement_rescore_cleanup(run_id: int) -> None:
 def _rescore_range_from_staged(first_id: int, last_id: int, run_id: int) -> int:
     """Write a range's staged sums and activity back where they differ (one statement)."""
     staged, pending = staging_tables(run_id)
-    e = Engagement._meta.db_table
     sc = ScoreState._meta.db_table
     p = PendingTouchpoint._meta.db_table
     sql = f"""
@@ -1053,32 +1093,26 @@ def _rescore_range_from_staged(first_id: int, last_id: int, run_id: int) -> int:
                 SELECT id FROM {pending} WHERE customer_id BETWEEN %(lo)s AND %(hi)s)
         ),
         target AS (
-            SELECT e2.customer_id, COALESCE(s.decay_sum, 0) AS decay_sum, s.first_at,
-                   s.last_at, COALESCE(s.n, 0) AS n
-            FROM {e} e2 LEFT JOIN {staged} s
-                ON s.customer_id = e2.customer_id AND s.customer_id BETWEEN %(lo)s AND %(hi)s
-            WHERE e2.customer_id BETWEEN %(lo)s AND %(hi)s
+            SELECT s2.customer_id, COALESCE(st.decay_sum, 0) AS decay_sum, st.first_at,
+                   st.last_at, COALESCE(st.n, 0) AS n
+            FROM {sc} s2 LEFT JOIN {staged} st
+                ON st.customer_id = s2.customer_id AND st.customer_id BETWEEN %(lo)s AND %(hi)s
+            WHERE s2.customer_id BETWEEN %(lo)s AND %(hi)s
         ),
-        scores AS (
-            UPDATE {sc} AS sc SET decay_sum = target.decay_sum
+        changed AS (
+            UPDATE {sc} AS sc SET decay_sum = target.decay_sum,
+                first_engagement_at = target.first_at, last_engagement_at = target.last_at,
+                frequency = target.n
             FROM target
             WHERE sc.customer_id = target.customer_id
-              AND abs(sc.decay_sum - target.decay_sum)
-                  > 1e-12 * greatest(abs(target.decay_sum), 1e-300)
+              AND (abs(sc.decay_sum - target.decay_sum)
+                       > 1e-12 * greatest(abs(target.decay_sum), 1e-300)
+                   OR sc.frequency <> target.n
+                   OR sc.first_engagement_at IS DISTINCT FROM target.first_at
+                   OR sc.last_engagement_at IS DISTINCT FROM target.last_at)
             RETURNING sc.customer_id
-        ),
-        activity AS (
-            UPDATE {e} AS e SET first_engagement_at = target.first_at,
-                last_engagement_at = target.last_at, frequency = target.n
-            FROM target
-            WHERE e.customer_id = target.customer_id
-              AND (e.frequency <> target.n
-                   OR e.first_engagement_at IS DISTINCT FROM target.first_at
-                   OR e.last_engagement_at IS DISTINCT FROM target.last_at)
-            RETURNING e.customer_id
         )
-        SELECT count(*) FROM (
-            SELECT customer_id FROM scores UNION SELECT customer_id FROM activity) changed
+        SELECT count(*) FROM changed
     """
     with connection.cursor() as cursor:
         cursor.execute(sql, {"lo": first_id, "hi": last_id})
@@ -1098,7 +1132,7 @@ def _rescore_range_numpy(first_id: int, last_id: int, config: EngineConfig, unti
             [first_id, last_id, until],
         )
         rows = cursor.fetchall()
-    current = _load_state("e.customer_id BETWEEN %s AND %s", [first_id, last_id])
+    current = _load_state("s.customer_id BETWEEN %s AND %s", [first_id, last_id])
     n = len(current.ids)
     if n == 0:
         return 0
@@ -1129,19 +1163,18 @@ def _rescore_range_numpy(first_id: int, last_id: int, config: EngineConfig, unti
     activity_differs = (
         (current.frequency != freq) | differs(current.first, first) | differs(current.last, last)
     )
+    write = sum_differs | activity_differs
     _write_columns(
-        ScoreState._meta.db_table, current.ids[sum_differs], {"decay_sum": decay_sum[sum_differs]}
-    )
-    _write_columns(
-        Engagement._meta.db_table,
-        current.ids[activity_differs],
+        ScoreState._meta.db_table,
+        current.ids[write],
         {
-            "frequency": freq[activity_differs].astype(np.int64),
-            "first_engagement_at": first[activity_differs],
-            "last_engagement_at": last[activity_differs],
+            "decay_sum": decay_sum[write],
+            "frequency": freq[write].astype(np.int64),
+            "first_engagement_at": first[write],
+            "last_engagement_at": last[write],
         },
     )
-    return int((sum_differs | activity_differs).sum())
+    return int(write.sum())
 
 
 # --- epoch rebase ------------------------------------------------------------------------
@@ -1190,7 +1223,7 @@ def engagement_daily_range(
     engine_write_lock(shared=True)
     range_lock(first_id)
     now_s = (now or timezone.now()).timestamp()
-    state = _load_state("e.customer_id BETWEEN %s AND %s", [first_id, last_id])
+    state = _load_state("s.customer_id BETWEEN %s AND %s", [first_id, last_id])
     past = _snapshot_scores(state.ids, day - timedelta(days=TREND_DAYS))
     scores_now = config.score(state.decay_sum, now_s)
     trend = scores_now - past  # NaN where there is no snapshot from 30 days ago
@@ -1287,10 +1320,10 @@ def _fit_inputs(as_of: datetime) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     as_of_s = as_of.timestamp()
     with connection.cursor() as cursor:
         if abs(timezone.now().timestamp() - as_of_s) < DAY:
-            e = Engagement._meta.db_table
             cursor.execute(
                 f"SELECT frequency, {_epoch_sql('first_engagement_at')}, "
-                f"{_epoch_sql('last_engagement_at')} FROM {e} WHERE frequency > 0"
+                f"{_epoch_sql('last_engagement_at')} FROM {ScoreState._meta.db_table} "
+                f"WHERE frequency > 0"
             )
         else:
             t = Touchpoint._meta.db_table
@@ -1366,7 +1399,7 @@ def engagement_explain(
         ),
         key=lambda c: -abs(c.points),
     )[:top]
-    state = _load_state("e.customer_id = %s", [customer.pk])
+    state = _load_state("s.customer_id = %s", [customer.pk])
     if len(state.ids) == 0:
         raise Engagement.DoesNotExist(f"Customer {customer.pk} has no engagement state yet.")
     p_alive = _p_alive(state, now_s, _latest_fit())

@@ -48,11 +48,11 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("stage", "engagement__stage"),
     ("stage_since", "engagement__stage_since"),
     ("score", "export_score"),
-    ("p_still_engaged", "engagement__p_alive"),
-    ("last_engagement_at", "engagement__last_engagement_at"),
-    ("days_since_last_engagement", "engagement__last_engagement_at"),
-    ("engagement_actions", "engagement__frequency"),
-    ("typical_gap_days", "engagement__expected_gap_days"),
+    ("p_still_engaged", "score_state__p_alive"),
+    ("last_engagement_at", "score_state__last_engagement_at"),
+    ("days_since_last_engagement", "score_state__last_engagement_at"),
+    ("engagement_actions", "score_state__frequency"),
+    ("typical_gap_days", "score_state__expected_gap_days"),
     ("trend_30d", "engagement__trend_30d"),
 )
 HEADER = [name for name, _ in COLUMNS]

@@ -36,10 +36,10 @@ class CustomerFilter(django_filters.FilterSet):
     score_min = django_filters.NumberFilter(method="filter_score", label="Score from")
     score_max = django_filters.NumberFilter(method="filter_score", label="Score to")
     p_alive_min = django_filters.NumberFilter(
-        field_name="engagement__p_alive", lookup_expr="gte", label="P(still engaged) from"
+        field_name="score_state__p_alive", lookup_expr="gte", label="P(still engaged) from"
     )
     p_alive_max = django_filters.NumberFilter(
-        field_name="engagement__p_alive", lookup_expr="lte", label="P(still engaged) to"
+        field_name="score_state__p_alive", lookup_expr="lte", label="P(still engaged) to"
     )
     inactive_days_min = django_filters.NumberFilter(
         method="filter_inactive_min", label="No engagement action for at least (days)"
@@ -100,13 +100,13 @@ class CustomerFilter(django_filters.FilterSet):
     def filter_inactive_min(self, queryset: QuerySet, name: str, value) -> QuerySet:
         cutoff = self.now - timedelta(days=float(value))
         return queryset.filter(
-            Q(engagement__last_engagement_at__lte=cutoff)
-            | Q(engagement__last_engagement_at__isnull=True)
+            Q(score_state__last_engagement_at__lte=cutoff)
+            | Q(score_state__last_engagement_at__isnull=True)
         )
 
     def filter_inactive_max(self, queryset: QuerySet, name: str, value) -> QuerySet:
         cutoff = self.now - timedelta(days=float(value))
-        return queryset.filter(engagement__last_engagement_at__gte=cutoff)
+        return queryset.filter(score_state__last_engagement_at__gte=cutoff)
 
     def filter_renewal(self, queryset: QuerySet, name: str, value) -> QuerySet:
         today = self.now.date()

@@ -151,10 +151,54 @@ class Touchpoint(models.Model):
 
 
 class Engagement(models.Model):
-    """The engine's current view of one customer; written only by the engine."""
+    """One customer's lifecycle stage and its explanation; written only by the engine, and
+    only when the stage or its rule changes (and by the nightly pass, for the trend).
+
+    What every new touchpoint changes (decay sum, activity, P(alive), due time) lives in the
+    narrow ``ScoreState`` row instead, so the incremental refresh writes one row version per
+    customer and leaves this table's stage indexes alone (see docs/performance.md).
+    """
 
     customer = models.OneToOneField(
         Customer, primary_key=True, on_delete=models.CASCADE, related_name="engagement"
+    )
+    trend_30d = models.FloatField(
+        null=True, blank=True, help_text="Score now minus score 30 days ago."
+    )
+    stage = models.CharField(max_length=16, choices=Stage.choices, default=Stage.NEW)
+    stage_since = models.DateTimeField(null=True, blank=True)
+    stage_rule = models.CharField(max_length=32, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["stage"], name="engagement_stage_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.customer_id}: {self.stage}"
+
+
+class ScoreState(models.Model):
+    """One customer's live engine state: everything a new touchpoint changes, in one narrow row.
+
+    No stored score: at any instant the 0–100 score is one monotone function of decay_sum
+    shared by all customers (see customers/engine/decay.py), so it is computed live on read
+    and never goes stale; score filters and sorts use the index on decay_sum.
+
+    Narrow on purpose, for the two hot write paths:
+
+    - the incremental refresh writes one row version per changed customer here (and touches
+      ``Engagement`` only when the stage moves): one heap update and four index entries
+      instead of two updates and seven;
+    - a weight or half-life change rebuilds this table in one parallel ``CREATE TABLE … AS``
+      and swaps it in (``engagement_scores_rebuild``) instead of updating a million rows.
+    """
+
+    customer = models.OneToOneField(
+        Customer, primary_key=True, on_delete=models.CASCADE, related_name="score_state"
+    )
+    decay_sum = models.FloatField(
+        default=0.0, help_text="Σ weight·2^((t−epoch)/half-life): forward-decay accumulator."
     )
     first_engagement_at = models.DateTimeField(null=True, blank=True)
     last_engagement_at = models.DateTimeField(null=True, blank=True)
@@ -165,12 +209,6 @@ class Engagement(models.Model):
     p_alive = models.FloatField(
         null=True, blank=True, help_text="Probability the customer is still engaged (MBG/NBD)."
     )
-    trend_30d = models.FloatField(
-        null=True, blank=True, help_text="Score now minus score 30 days ago."
-    )
-    stage = models.CharField(max_length=16, choices=Stage.choices, default=Stage.NEW)
-    stage_since = models.DateTimeField(null=True, blank=True)
-    stage_rule = models.CharField(max_length=32, blank=True)
     stage_due_at = models.DateTimeField(
         null=True, blank=True, help_text="When time alone would move the stage next."
     )
@@ -178,37 +216,10 @@ class Engagement(models.Model):
 
     class Meta:
         indexes = [
-            models.Index(fields=["stage"], name="engagement_stage_idx"),
-            models.Index(fields=["p_alive"], name="engagement_palive_idx"),
-            models.Index(fields=["last_engagement_at"], name="engagement_last_idx"),
-            models.Index(fields=["stage_due_at"], name="engagement_due_idx"),
+            models.Index(fields=["-decay_sum"], name="score_decay_idx"),
+            models.Index(fields=["last_engagement_at"], name="score_last_idx"),
+            models.Index(fields=["stage_due_at"], name="score_due_idx"),
         ]
-
-    def __str__(self) -> str:
-        return f"{self.customer_id}: {self.stage}"
-
-
-class ScoreState(models.Model):
-    """One customer's forward-decay accumulator, alone in a narrow table.
-
-    No stored score: at any instant the 0–100 score is one monotone function of decay_sum
-    shared by all customers (see customers/engine/decay.py), so it is computed live on read
-    and never goes stale; score filters and sorts use the index on decay_sum.
-
-    Narrow on purpose: a weight or half-life change rebuilds this table in one parallel
-    ``CREATE TABLE … AS`` and swaps it in (``engagement.rescore_swap``) instead of
-    updating a million wide rows, and the incremental refresh writes small row versions.
-    """
-
-    customer = models.OneToOneField(
-        Customer, primary_key=True, on_delete=models.CASCADE, related_name="score_state"
-    )
-    decay_sum = models.FloatField(
-        default=0.0, help_text="Σ weight·2^((t−epoch)/half-life): forward-decay accumulator."
-    )
-
-    class Meta:
-        indexes = [models.Index(fields=["-decay_sum"], name="score_decay_idx")]
 
     def __str__(self) -> str:
         return f"{self.customer_id}: {self.decay_sum:.6g}"

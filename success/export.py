@@ -86,7 +86,7 @@ def renewal_risk_csv_rows(
                     c.renewal_date.isoformat(),
                     e.stage,
                     round(c.score, 1),
-                    e.p_alive,
+                    c.score_state.p_alive,
                     e.trend_30d,
                     c.lifetime_revenue,
                     round(c.revenue_at_risk, 2),

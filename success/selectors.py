@@ -71,7 +71,7 @@ def renewal_risk_accounts(
         | Q(engagement__stage__in=RISKY_STAGES)
     )
     risk = Coalesce(
-        Value(1.0) - F("engagement__p_alive"),
+        Value(1.0) - F("score_state__p_alive"),
         Value(1.0) - F("score") / Value(100.0),
         output_field=FloatField(),
     )
@@ -103,9 +103,9 @@ def last_action_types(customers: Sequence[Customer]) -> dict[int, str]:
     so it can differ from the stored touchpoint time by microseconds: match within a second.
     """
     lasts = {
-        c.pk: c.engagement.last_engagement_at
+        c.pk: c.score_state.last_engagement_at
         for c in customers
-        if c.engagement.last_engagement_at is not None
+        if c.score_state.last_engagement_at is not None
     }
     if not lasts:
         return {}
@@ -172,9 +172,9 @@ def renewal_risk_rows(customers: Iterable[Customer], *, now: datetime | None = N
         c.reason = risk_reason(
             score=c.score,
             trend=e.trend_30d,
-            last_action_at=e.last_engagement_at,
+            last_action_at=c.score_state.last_engagement_at,
             last_action_key=keys.get(c.pk),
-            expected_gap_days=e.expected_gap_days,
+            expected_gap_days=c.score_state.expected_gap_days,
             signup=c.signup_date,
             now=now,
         )

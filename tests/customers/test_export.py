@@ -60,12 +60,9 @@ def test_export_streams_every_customer_with_engagement_columns():
     ScoreState.objects.filter(customer=first).update(
         decay_sum=2.0 ** ((now.timestamp() - config.epoch) / (config.half_life_days * 86400)) * 10
     )
-    Engagement.objects.filter(customer=first).update(
-        stage="engaged",
-        p_alive=0.8123,
-        last_engagement_at=now - timedelta(days=3),
-        frequency=4,
-        trend_30d=-5.5,
+    Engagement.objects.filter(customer=first).update(stage="engaged", trend_30d=-5.5)
+    ScoreState.objects.filter(customer=first).update(
+        p_alive=0.8123, last_engagement_at=now - timedelta(days=3), frequency=4
     )
     evil = CustomerFactory(name="=cmd|' /C calc'!A0", company="@corp", email="x@y.example")
     engine_rows_ensure([evil.pk])

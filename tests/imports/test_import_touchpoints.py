@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from customers.engagement import engagement_refresh, engine_config
 from customers.engine import decay
-from customers.models import Engagement, PendingTouchpoint, Touchpoint
+from customers.models import PendingTouchpoint, ScoreState, Touchpoint
 from imports.models import ImportRun
 from tests.imports.conftest import TOUCHPOINT_HEADER, error_rows
 
@@ -155,7 +155,7 @@ def test_backfilled_events_are_scored_as_of_when_they_happened(customers, run_im
     )
     assert run_import("touchpoints", content).created_count == 2
     assert engagement_refresh(now=now).touchpoints_applied == 2
-    state = Engagement.objects.get(customer=customers["cust-a"])
+    state = ScoreState.objects.get(customer=customers["cust-a"])
     config = engine_config()
     expected = sum(
         decay.decay_terms(w, t.timestamp(), epoch=config.epoch, half_life_days=30.0)

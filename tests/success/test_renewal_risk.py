@@ -39,9 +39,9 @@ def _account(name, *, renews_in, revenue, stage="engaged", p_alive=0.9, trend=0.
         lifetime_revenue=Decimal(revenue),
         owner=owner,
     )
-    Engagement.objects.filter(customer=c).update(stage=stage, p_alive=p_alive, trend_30d=trend)
+    Engagement.objects.filter(customer=c).update(stage=stage, trend_30d=trend)
     # Score 90, so only stage / trend make these accounts risky.
-    ScoreState.objects.filter(customer=c).update(decay_sum=_sum_for_score(90))
+    ScoreState.objects.filter(customer=c).update(decay_sum=_sum_for_score(90), p_alive=p_alive)
     return c
 
 
@@ -105,7 +105,7 @@ def test_page_shows_reason_from_engine_state_with_bounded_queries(login, cs_user
     for i in range(8):
         c = _account(f"Acct {i}", renews_in=10 + i, revenue=str(1000 + i), stage="cooling")
         TouchpointFactory(customer=c, occurred_at=now - timedelta(days=41, hours=1))
-        Engagement.objects.filter(customer=c).update(
+        ScoreState.objects.filter(customer=c).update(
             last_engagement_at=now - timedelta(days=41, hours=1), expected_gap_days=6.0
         )
         customer_note_add(customer=c, author=cs_user, body=f"note {i}", kind="cs_call")

@@ -9,7 +9,7 @@ from django.test import Client
 from django.utils import timezone
 
 from customers.engagement import engagement_refresh
-from customers.models import Customer, Engagement, PendingTouchpoint, Touchpoint
+from customers.models import Customer, Engagement, PendingTouchpoint, ScoreState, Touchpoint
 from tests.tracking.conftest import basic
 from tracking.models import RejectedMessage, UnmappedEvent
 from tracking.services import write_key_revoke
@@ -264,7 +264,7 @@ def test_a_backfilled_old_event_is_scored_at_its_own_time(send):
     old = now - timedelta(days=90)
     send("track", {"userId": "u1", "event": "Order Completed", "timestamp": iso(old)})
     engagement_refresh(now=now)
-    state = Engagement.objects.get(customer__external_id="u1")
+    state = ScoreState.objects.get(customer__external_id="u1")
     assert state.frequency == 1
     assert abs(state.last_engagement_at - old) < timedelta(seconds=1)
     # purchase weighs 10; 90 days at a 30-day half-life leaves 10 / 8 = 1.25 raw points.
