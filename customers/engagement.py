@@ -802,6 +802,8 @@ def engagement_refresh(
             applied += drained
             customers += result.customers
             changes += result.changes
+        if drained < batch_size:
+            break  # the queue was drained; rows committed since wait for the next run
     while True:
         with transaction.atomic():
             engine_write_lock(shared=False)
@@ -819,6 +821,8 @@ def engagement_refresh(
             result, *_ = _stage_and_write(state, now_s, config, params)
             customers += result.customers
             changes += result.changes
+        if len(due_ids) < batch_size:
+            break  # every due customer is re-staged, each now due strictly after ``now``
     return RefreshResult(applied, customers, changes, time.perf_counter() - started)
 
 
@@ -1026,6 +1030,9 @@ def engagement_scores_rebuild(
             _snapshot_transaction(cursor)
             cursor.execute(f"DROP TABLE IF EXISTS {new}, {captured}")
             _streaming_aggregate(cursor)
+            # Both sides come in customer order: a merge join streams them; a hash join
+            # would hash a million old rows and spill at default work_mem (7.0 s vs 5.1 s).
+            cursor.execute("SET LOCAL enable_hashjoin = off")
             # Every column but the sum is carried over as it stands in this snapshot (no
             # refresh can change it until the swap: the write lock is held).
             carried = ", ".join(f"o.{c}" for c in columns if c not in ("customer_id", "decay_sum"))
@@ -1036,15 +1043,21 @@ def engagement_scores_rebuild(
                 f"({history_aggregate_sql(activity=False)}) a ON a.customer_id = o.customer_id",
                 params,
             )
+            rebuilt = cursor.rowcount
             cursor.execute(
                 f"ALTER TABLE {new} "
                 + ", ".join(f"ALTER COLUMN {c} SET NOT NULL" for c in not_null)
             )
+            # The oldest transaction this snapshot could not see: every row written since
+            # has a newer xmin (see the swap).
+            cursor.execute("SELECT pg_snapshot_xmin(pg_current_snapshot())::text")
+            snapshot_xmin = int(cursor.fetchone()[0]) % 2**32
             cursor.execute(
                 f"CREATE UNLOGGED TABLE {captured} AS SELECT id, touchpoint_id "
                 f"FROM {PendingTouchpoint._meta.db_table}"
             )
         indexes, constraints = _table_layout(cursor, score)
+        cursor.execute("SET maintenance_work_mem = '256MB'")  # each index sorts in memory
         temp_names = []
         for i, (name, definition) in enumerate(indexes):
             temp = f"{new}_idx{i}"
@@ -1053,13 +1066,18 @@ def engagement_scores_rebuild(
         try:
             with transaction.atomic():
                 cursor.execute(f"LOCK TABLE {score} IN ACCESS EXCLUSIVE MODE")
-                cursor.execute(  # customers created since the snapshot: as they stand
+                # Customers created since the snapshot, as they stand. Only rows written since
+                # (xmin no older than the snapshot's) are candidates: a scan with a cheap
+                # filter and a few probes, not an anti-join of a million rows each way
+                # (~1 s of locked time). Rows of customers deleted since the snapshot stay
+                # behind until the nightly pass removes them (``engine_tables_vacuum``).
+                cursor.execute(
                     f"INSERT INTO {new} ({', '.join(columns)}) SELECT {', '.join(columns)} "
-                    f"FROM {score} o WHERE NOT EXISTS "
-                    f"(SELECT 1 FROM {new} n WHERE n.customer_id = o.customer_id)"
+                    f"FROM {score} o WHERE age(o.xmin) <= age(%s::text::xid) AND NOT EXISTS "
+                    f"(SELECT 1 FROM {new} n WHERE n.customer_id = o.customer_id)",
+                    [str(snapshot_xmin)],
                 )
-                cursor.execute(f"SELECT count(*) FROM {new}")
-                customers = cursor.fetchone()[0]
+                customers = rebuilt + cursor.rowcount
                 _apply_captured_activity(cursor, new, captured, params)
                 cursor.execute(
                     f"DELETE FROM {PendingTouchpoint._meta.db_table} "
@@ -1087,6 +1105,7 @@ def engagement_scores_rebuild(
         except _SwapAbandoned:
             customers = None
         finally:
+            cursor.execute("RESET maintenance_work_mem")
             cursor.execute(f"DROP TABLE IF EXISTS {new}, {captured}")
     if customers is not None:
         with connection.cursor() as cursor:
@@ -1369,6 +1388,11 @@ def engine_tables_vacuum() -> bool:
     if connection.vendor != "postgresql" or connection.in_atomic_block:
         return False
     with connection.cursor() as cursor:
+        # Rows of customers deleted while a rebuild ran (its swap leaves them behind).
+        cursor.execute(
+            f"DELETE FROM {ScoreState._meta.db_table} s WHERE NOT EXISTS "
+            f"(SELECT 1 FROM {Customer._meta.db_table} c WHERE c.id = s.customer_id)"
+        )
         cursor.execute(f"VACUUM (ANALYZE) {Engagement._meta.db_table}, {ScoreState._meta.db_table}")
     return True
 
