@@ -612,11 +612,10 @@ def _drain_and_load(limit: int, config: EngineConfig, now: datetime) -> tuple[_S
         cursor.execute("SET LOCAL jit = off")  # compiling costs more than this query runs
     with_sql = f"""
             WITH drained AS (
-                DELETE FROM {pending} p USING (
+                DELETE FROM {pending} WHERE ctid = ANY(ARRAY(
                     SELECT ctid FROM {pending} ORDER BY id
-                    LIMIT %(limit)s FOR UPDATE SKIP LOCKED) claimed
-                WHERE p.ctid = claimed.ctid
-                RETURNING p.touchpoint_id
+                    LIMIT %(limit)s FOR UPDATE SKIP LOCKED))
+                RETURNING touchpoint_id
             ),
             deltas AS (
                 SELECT tp.customer_id,
