@@ -116,7 +116,8 @@ def _touchpoint_tables_empty() -> None:
     from django.db import connection
 
     with connection.cursor() as c:
-        c.execute("TRUNCATE customers_touchpoint, customers_pendingtouchpoint")
+        # CASCADE: other tables (customer-success notes) reference touchpoints.
+        c.execute("TRUNCATE customers_touchpoint, customers_pendingtouchpoint CASCADE")
 
 
 def _copy_text(n: int, customer_ids: list[int], type_ids: list[int]) -> list[bytes]:

@@ -198,8 +198,12 @@ def _prepare(url: str, customers: int) -> tuple[list[str], list[str]]:
             [customers],
         )
         conn.execute(
-            "INSERT INTO customers_engagement (customer_id, decay_sum, frequency, stage, "
-            "stage_rule) SELECT id, 0, 0, 'new', '' FROM customers_customer"
+            "INSERT INTO customers_engagement (customer_id, frequency, stage, stage_rule) "
+            "SELECT id, 0, 'new', '' FROM customers_customer"
+        )
+        conn.execute(
+            "INSERT INTO customers_scorestate (customer_id, decay_sum) "
+            "SELECT id, 0 FROM customers_customer"
         )
         conn.execute("VACUUM ANALYZE")
         ids = [r[0] for r in conn.execute("SELECT external_id FROM customers_customer")]

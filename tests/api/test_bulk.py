@@ -133,7 +133,7 @@ def test_small_clock_skew_is_accepted_and_old_events_are_backfilled(marketer_api
 
 
 def test_future_skew_is_configurable(marketer_api, customers, settings):
-    settings.API_MAX_FUTURE_SKEW_SECONDS = 0
+    settings.MAX_FUTURE_SKEW_SECONDS = 0
     soon = (timezone.now() + timedelta(seconds=60)).isoformat()
     response = marketer_api.post(BULK, {"items": [item(0, occurred_at=soon)]}, format="json")
     assert "more than 0 seconds ahead" in response.json()["errors"][0]["errors"]["occurred_at"][0]
