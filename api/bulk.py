@@ -100,6 +100,8 @@ def _envelope(payload: Any) -> tuple[str, str, list]:
     source = payload.get("source", "api")
     if not isinstance(source, str) or not 1 <= len(source) <= 64:
         errors["source"] = ["source must be a text of 1 to 64 characters."]
+    elif "\x00" in source:
+        errors["source"] = ["source contains a NUL character, which cannot be stored."]
     items = payload.get("items")
     if not isinstance(items, list):
         errors["items"] = ["items is required: a list of touchpoint objects."]

@@ -228,3 +228,32 @@ def test_nul_characters_are_refused_not_a_500(marketer_api, customers):
     body = marketer_api.post(BULK, {"mode": "partial", "items": items}, format="json").json()
     errors = {e["index"]: e["errors"] for e in body["errors"]}
     assert "NUL" in errors[0]["properties"][0] and "NUL" in errors[1]["idempotency_key"][0]
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "words"),
+    [
+        ({"idempotency_key": "k" * 256}, "idempotency_key", "longer than 255"),
+        ({"customer_external_id": "c" * 256}, "customer_external_id", "longer than 255"),
+        ({"source": "s" * 65}, "source", "longer than 64"),
+        ({"type": "t" * 65}, "type", "longer than 64"),
+        ({"customer_external_id": "c\x00"}, "customer_external_id", "NUL"),
+        ({"source": "s\x00"}, "source", "NUL"),
+        ({"type": "login\x00"}, "type", "NUL"),
+        ({"occurred_at": "2026-01-05T10:00:00"}, "occurred_at", "no timezone"),
+    ],
+)
+def test_overlong_and_nul_fields_are_400_by_index(marketer_api, customers, changes, field, words):
+    items = [item(0), item(1, **changes)]
+    response = marketer_api.post(BULK, {"items": items}, format="json")
+    assert response.status_code == 400
+    (error,) = response.json()["errors"]
+    assert error["index"] == 1 and words in error["errors"][field][0]
+    assert not Touchpoint.objects.exists()
+
+
+def test_overlong_batch_source_is_400(marketer_api, customers):
+    response = marketer_api.post(BULK, {"source": "s" * 65, "items": [item(0)]}, format="json")
+    assert response.status_code == 400 and "1 to 64" in response.json()["source"][0]
+    response = marketer_api.post(BULK, {"source": "s\x00", "items": [item(0)]}, format="json")
+    assert response.status_code == 400 and "NUL" in response.json()["source"][0]
