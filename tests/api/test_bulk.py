@@ -257,3 +257,25 @@ def test_overlong_batch_source_is_400(marketer_api, customers):
     assert response.status_code == 400 and "1 to 64" in response.json()["source"][0]
     response = marketer_api.post(BULK, {"source": "s\x00", "items": [item(0)]}, format="json")
     assert response.status_code == 400 and "NUL" in response.json()["source"][0]
+
+
+def test_the_documented_partial_example_answers_as_docs_api_md_shows(marketer_api, db):
+    CustomerFactory(external_id="acme-42")
+    items = [
+        {
+            "customer_external_id": "acme-42",
+            "type": "purchase",
+            "occurred_at": "2026-06-01T12:00:00Z",
+            "idempotency_key": "order-1001",
+            "value": "49.00",
+            "properties": {"sku": "A7"},
+        },
+        {"customer_external_id": "acme-42", "type": "login", "occurred_at": "2026-06-01T11:58:00"},
+    ]
+    body = marketer_api.post(
+        BULK, {"mode": "partial", "source": "shop", "items": items}, format="json"
+    ).json()
+    assert (body["created"], body["duplicates"], body["rejected"]) == (1, 0, 1)
+    errors = body["errors"][0]["errors"]
+    assert errors["occurred_at"][0].startswith("This timestamp has no timezone.")
+    assert errors["idempotency_key"][0].startswith("idempotency_key is required. Bulk items")
