@@ -336,6 +336,12 @@ def _report(label: str, result: dict, copy_rate: float, target: float | None = N
     if target:
         line += f"   target >= {target:,.0f}/s: {'met' if rate >= target else 'NOT met'}"
     print(line, flush=True)
+    if result.get("adjacent_copy_rows_per_s"):
+        print(
+            f"  {'':<44} {result['fraction_of_adjacent_copy']:.2f} x a raw COPY of the same rows "
+            f"measured just before it ({result['adjacent_copy_rows_per_s']:,.0f} rows/s)",
+            flush=True,
+        )
     if result.get("small_peak_rss_mib") is not None:
         print(
             f"  {'':<44} peak RSS {result['small_peak_rss_mib']:,.0f} MiB for "
