@@ -7,10 +7,10 @@ sends ``ctx.touchpoints`` events (at most 200,000) from one keep-alive connectio
 ``{"rows_per_s": ...}``. Bodies are JSON-encoded before
 the clock starts: the figure is the server's throughput, not the client's ``json.dumps``.
 
-Standalone (``python -m bench.ingest_bulk_api`` or ``python -m bench ingest_api``): recreates
-its own database ``lifecycle_api_bench``, migrates, generates customers in SQL, measures raw
-``COPY`` of N touchpoints into the touchpoint table as the ceiling, starts gunicorn, runs
-``measure`` and prints rows/s and the fraction of COPY. Target: >= 10,000 touchpoints/s.
+Standalone (``python -m bench.ingest_bulk_api``): recreates its own database
+``lifecycle_api_bench``, migrates, generates customers in SQL, measures raw ``COPY`` of N
+touchpoints into the touchpoint table as the ceiling, starts gunicorn, runs ``measure`` and
+prints rows/s and the fraction of COPY. Target: >= 10,000 touchpoints/s.
 
 Usage: ``python -m bench.ingest_bulk_api [--touchpoints N] [--customers N] [--workers 2]``.
 """
