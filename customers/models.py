@@ -120,7 +120,12 @@ class Touchpoint(models.Model):
     customer = models.ForeignKey(
         Customer, on_delete=models.CASCADE, related_name="touchpoints", db_index=False
     )
-    type = models.ForeignKey(TouchpointType, on_delete=models.PROTECT, related_name="touchpoints")
+    # No index of its own either: nothing looks touchpoints up by type alone (the covering
+    # index below includes it), and each index costs every ingest path on every row. The
+    # PROTECT check on deleting a type scans instead — rare, and an admin action.
+    type = models.ForeignKey(
+        TouchpointType, on_delete=models.PROTECT, related_name="touchpoints", db_index=False
+    )
     occurred_at = models.DateTimeField()
     value = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True)
     source = models.CharField(max_length=64, default="api")
@@ -298,7 +303,13 @@ class PendingTouchpoint(models.Model):
     """
 
     id = models.BigAutoField(primary_key=True)
-    touchpoint = models.OneToOneField(Touchpoint, on_delete=models.CASCADE, related_name="+")
+    # No database foreign key: its per-row check was a fifth of a bulk import's CPU, and
+    # nothing needs it — the refresh joins the queue to touchpoints (a row whose touchpoint
+    # is gone contributes nothing and is deleted with the rest), and deletes through the
+    # ORM still cascade here (Django's collector, not the database, does that).
+    touchpoint = models.OneToOneField(
+        Touchpoint, on_delete=models.CASCADE, related_name="+", db_constraint=False
+    )
     customer_id = models.BigIntegerField(db_index=True)
 
     def __str__(self) -> str:

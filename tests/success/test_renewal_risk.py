@@ -1,3 +1,5 @@
+import csv
+import io
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
@@ -190,3 +192,18 @@ def test_export_neutralizes_formulas(login, cs_user):
     assert lines[0].startswith("external_id,name,company")
     assert "'=HYPERLINK" in lines[1] and ",100.00," in lines[1]
     assert response["Content-Disposition"].startswith('attachment; filename="renewal-risk-')
+
+
+@pytest.mark.parametrize("prefix", ["=", "+", "-", "@", "\t", "\r"])
+def test_export_neutralizes_every_formula_prefix_and_keeps_negative_numbers(login, cs_user, prefix):
+    """The shared ``customers.export.csv_cell`` writes the cells: text from data that a
+    spreadsheet would run gets an apostrophe; a negative trend we format stays a number."""
+    c = _account(f"{prefix}cmd|' /C calc'!A0", renews_in=5, revenue="100", trend=-12.5)
+    customer_note_add(customer=c, author=cs_user, body="@SUM(1+1)", kind="cs_call")
+    response = login(cs_user).get(reverse("renewal-risk-export"))
+    body = b"".join(response.streaming_content).decode()
+    header, row = list(csv.reader(io.StringIO(body)))
+    cells = dict(zip(header, row, strict=True))
+    assert cells["name"] == f"'{prefix}cmd|' /C calc'!A0"
+    assert cells["last_note"] == "'@SUM(1+1)"
+    assert cells["trend_30d"] == "-12.5"
