@@ -20,6 +20,7 @@ urlpatterns = [
     path("", include("api.urls")),
     path("segments/", include("segments.urls")),
     path("imports/", include("imports.urls")),
+    path("plans/", include("campaigns.urls")),
     path("", include("customers.urls")),
     path("", include("tracking.urls")),
     path("", include("success.urls")),
