@@ -19,6 +19,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("api.urls")),
     path("segments/", include("segments.urls")),
+    # Public pages linked from plan emails (signed tokens, no login).
+    path("c/", include("campaigns.public_urls")),
     path("imports/", include("imports.urls")),
     path("plans/", include("campaigns.urls")),
     path("", include("customers.urls")),
