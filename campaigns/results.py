@@ -30,6 +30,7 @@ Definitions (also on the results page and in docs/campaigns-results.md):
 
 from __future__ import annotations
 
+import math
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -479,9 +480,94 @@ def results_aggregates(plan: Plan, *, now: datetime | None = None) -> dict:
     }
 
 
-def plan_results(plan: Plan, *, now: datetime | None = None) -> PlanResults:
+def plan_results_live(plan: Plan, *, now: datetime | None = None) -> PlanResults:
     """Everything on the results page for ``plan``, computed now from the database."""
     return results_from_aggregates(plan, results_aggregates(plan, now=now))
+
+
+def plan_results(plan: Plan, *, now: datetime | None = None) -> dict:
+    """The results as a JSON document (what the REST API serves): the stored snapshot when
+    recent, as ``plan_results_stored``."""
+    return results_document(plan_results_stored(plan, now=now))
+
+
+def _num(value: float | None) -> float | None:
+    """JSON has no NaN: None instead."""
+    if value is None:
+        return None
+    value = float(value)
+    return None if math.isnan(value) or math.isinf(value) else value
+
+
+def _comparison_document(c: Comparison) -> dict:
+    return {
+        "label": c.label,
+        "enrolled": c.enrolled,
+        "treatment": {"enrolled": c.n_treat, "reengaged": c.x_treat, "rate": _num(c.rate_treat)},
+        "control": {"enrolled": c.n_ctrl, "reengaged": c.x_ctrl, "rate": _num(c.rate_ctrl)},
+        "actions": {
+            "sent": c.sent,
+            "held_out": c.held_out,
+            "failed": c.failed,
+            "suppressed": c.suppressed,
+        },
+        "lift": _num(c.lift),
+        "ci95": [_num(c.lower), _num(c.upper)] if c.lift is not None else None,
+        "verdict": c.verdict.text if c.verdict else "",
+        "verdict_status": c.verdict.status if c.verdict else "",
+        "more_needed": c.verdict.more_needed if c.verdict else None,
+    }
+
+
+def results_document(res: PlanResults) -> dict:
+    """``PlanResults`` as plain JSON-able data (rates and lifts as fractions, money as floats)."""
+    return {
+        "plan": res.plan.pk,
+        "computed_at": res.computed_at.isoformat() if res.computed_at else None,
+        "ci_method": "Newcombe hybrid score interval (1998, method 10), 95%",
+        "overall": _comparison_document(res.overall),
+        "steps": [_comparison_document(c) for c in res.steps],
+        "segments": [_comparison_document(c) for c in res.segments],
+        "revenue_per_customer": [
+            {
+                "days": w.days,
+                "treatment": _num(w.per_treat),
+                "control": _num(w.per_ctrl),
+                "customers": {"treatment": w.n_treat, "control": w.n_ctrl},
+            }
+            for w in res.revenue
+        ],
+        "coupons": {"issued": res.coupons_issued, "redeemed": res.coupons_redeemed},
+        "roi": {
+            "value_regained": res.roi.value_regained,
+            "coupon_cost": res.roi.coupon_cost,
+            "action_cost": res.roi.action_cost,
+            "cost": res.roi.cost,
+            "roi": _num(res.roi.roi),
+        },
+        "cumulative_reengagement": {
+            "days": res.curve.days,
+            "treatment": [_num(v) for v in res.curve.treatment],
+            "control": [_num(v) for v in res.curve.control],
+        },
+        "best_moment": [
+            {
+                "segment": m.label,
+                "bucket_days": int(m.treatment.width),
+                "buckets": [
+                    {"from_day": int(e), "enrollments": int(n), "rate": _num(r)}
+                    for e, n, r in zip(
+                        m.treatment.edges, m.treatment.counts, m.treatment.rate, strict=True
+                    )
+                    if n
+                ],
+                "falls_fastest_at_days": _num(m.treatment.fall_at),
+                "suggested_first_step_delay_days": m.suggested_delay,
+            }
+            for m in res.moments
+        ],
+        "enrollments_by_status": res.status_counts,
+    }
 
 
 def results_from_aggregates(plan: Plan, agg: dict) -> PlanResults:

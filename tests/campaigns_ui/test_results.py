@@ -11,7 +11,7 @@ from tests.campaigns_ui.conftest import NOW
 @pytest.fixture
 def res(known_plan, settings):
     settings.CAMPAIGNS_ACTION_COSTS = {"email": 1.0}
-    return results.plan_results(known_plan.plan, now=NOW)
+    return results.plan_results_live(known_plan.plan, now=NOW)
 
 
 def test_overall_lift_and_ci_match_newcombes_example(res):
@@ -58,7 +58,7 @@ def test_revenue_value_regained_and_roi(res):
 def test_revenue_windows_not_yet_elapsed_are_empty(known_plan, settings):
     from datetime import timedelta
 
-    r = results.plan_results(known_plan.plan, now=NOW - timedelta(days=50))  # 50 days in
+    r = results.plan_results_live(known_plan.plan, now=NOW - timedelta(days=50))  # 50 days in
     w30, w60, w90 = r.revenue
     assert w30.n_treat == 70 and w60.n_treat == 0 and w90.per_treat is None
 
@@ -89,4 +89,29 @@ def test_plans_overview(known_plan):
 
 def test_results_queries_are_bounded(known_plan, django_assert_max_num_queries):
     with django_assert_max_num_queries(9):
-        results.plan_results(known_plan.plan, now=NOW)
+        results.plan_results_live(known_plan.plan, now=NOW)
+
+
+def test_results_document_is_plain_json(known_plan):
+    import json
+
+    doc = results.plan_results(known_plan.plan, now=NOW)
+    text = json.dumps(doc, allow_nan=False)  # raises on NaN / numpy / model instances
+    assert doc["overall"]["lift"] == pytest.approx(0.2)
+    assert doc["overall"]["ci95"] == pytest.approx([0.0524, 0.3339], abs=1e-4)
+    assert doc["roi"]["value_regained"] == pytest.approx(825.0)
+    assert "works" in text
+
+
+def test_api_serves_the_results_document(known_plan, marketer):
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.force_authenticate(marketer)
+    r = client.get(f"/api/v1/plans/{known_plan.plan.pk}/results/")
+    assert r.status_code == 200, r.content[:300]
+    assert r.json()["results"]["overall"]["treatment"] == {
+        "enrolled": 70,
+        "reengaged": 56,
+        "rate": pytest.approx(0.8),
+    }
