@@ -116,7 +116,7 @@ def best_moment_figure(moment: Moment) -> SafeString | None:
         fig.add_vline(
             x=bm.fall_at,
             line={"color": "#d95f02", "width": 2, "dash": "dash"},
-            annotation_text=f"falls fastest from day {bm.fall_at:.0f}",
+            annotation_text=f"falls fastest from day {int(bm.fall_at)}",
             annotation_position="top right",
         )
     fig.update_xaxes(title="Days since last engagement action at the first step", gridcolor=GRID)

@@ -137,6 +137,12 @@ class Moment:
     median_days_at_enrollment: float | None
     suggested_delay: int | None
 
+    @property
+    def fall_day(self) -> int | None:
+        """``fall_at`` in whole days (floored), as the page states it."""
+        fall = self.treatment.fall_at
+        return None if fall is None else int(fall)
+
 
 @dataclass
 class PlanResults:
@@ -307,13 +313,15 @@ def _curve_rows(plan_id: int, now: datetime) -> list[tuple]:
 
 
 def _curve_from_rows(rows: list) -> Curve:
-    """Cumulative re-engaged share by day d since enrollment, per arm, among the enrollments
-    at least d days old:
+    """Cumulative re-engaged share by day d since enrollment, per arm: the Kaplan–Meier
+    estimate (Kaplan & Meier, JASA 53 (1958) 457–481), so enrollments too recent to have
+    reached day d count for the days they have had, not as "did not come back".
 
-        share(d) = #{age ≥ d, re-engaged on day ≤ d} / #{age ≥ d}.
-
-    Counting only customers enrolled at least d days ago keeps recent enrollments (who have
-    not had the time to come back) from dragging the curve down.
+    1. events_k = enrollments re-engaged on day k (all are at least k days old);
+    2. at_risk_k = enrollments at least k days old not re-engaged before day k;
+    3. share(d) = 1 − Π_{k ≤ d} (1 − events_k / at_risk_k).
+    Monotone by construction. Enrollments that ended without coming back (exhausted, opted
+    out) stay at risk: the curve is "re-engaged while in the plan".
     """
     cap = CURVE_DAYS
     counts = {arm: np.zeros((cap + 1, cap + 3)) for arm in ARMS}  # last column: not back
@@ -324,16 +332,19 @@ def _curve_from_rows(rows: list) -> Curve:
     days = list(range(cap + 1))
     curves = {}
     for arm, h in counts.items():
-        matured = np.cumsum(h.sum(axis=1)[::-1])[::-1]  # matured[d] = Σ_{age ≥ d}
-        cum_re = np.cumsum(h[:, : cap + 1], axis=1)  # [age, d]: re-engaged on day ≤ d
-        hits = np.array([cum_re[d:, d].sum() for d in days])
-        with np.errstate(divide="ignore", invalid="ignore"):
-            curves[arm] = np.where(matured > 0, hits / matured, np.nan)
-    return Curve(
-        days,
-        curves[Enrollment.Arm.TREATMENT].tolist(),
-        curves[Enrollment.Arm.CONTROL].tolist(),
-    )
+        total_by_age = h.sum(axis=1)
+        survival, values = 1.0, []
+        for k in days:
+            older = slice(k, None)  # enrollments at least k days old
+            events = h[older, k].sum()
+            at_risk = total_by_age[older].sum() - h[older, :k].sum()
+            if at_risk <= 0:
+                values.append(float("nan") if k == 0 or not values else values[-1])
+                continue
+            survival *= 1 - events / at_risk
+            values.append(1 - survival)
+        curves[arm] = values
+    return Curve(days, curves[Enrollment.Arm.TREATMENT], curves[Enrollment.Arm.CONTROL])
 
 
 def _sqlite_floor(cursor) -> None:

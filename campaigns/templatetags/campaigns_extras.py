@@ -33,6 +33,13 @@ def money(value: float | None) -> str:
 
 
 @register.filter
+def money0(value: float | None) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    return f"{value:,.0f}"
+
+
+@register.filter
 def times(value: float | None) -> str:
     """ROI 3.5 → "+350%"."""
     if value is None:
