@@ -6,7 +6,7 @@ Every number comes from a handful of set-based aggregate queries (GROUP BY in th
 Python only combines the few rows they return) and ``campaigns/stats.py`` for the statistics.
 Works on PostgreSQL and SQLite (the two raw statements have a dialect each).
 
-Definitions (also on the results page and in docs/campaigns-results.md):
+Definitions (also on the results page and in docs/plan-results.md):
 
 - **Enrolled**: enrollments of the plan, by arm. **Re-engaged**: enrollments that ended
   ``reengaged`` (a new engagement action after enrollment); the rate is re-engaged / enrolled
