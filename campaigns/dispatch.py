@@ -286,7 +286,8 @@ def dispatch_due(
                 ids,
                 token=token,
                 now=batch_now,
-                lease_until=batch_now + lease,
+                # Stop early enough to record before the lease runs out.
+                lease_until=batch_now + lease - min(LEASE_MARGIN, lease / 4),
                 fixed_clock=now is not None,
                 result=result,
                 config=config,
@@ -402,7 +403,7 @@ def _dispatch_batch(
         if row.action == ActionKind.WEBHOOK:
             webhooks.append(row)
             continue
-        if clock() > lease_until - LEASE_MARGIN:
+        if clock() > lease_until:
             break
         try:
             link = ""
@@ -436,7 +437,7 @@ def _dispatch_batch(
         except (TransientError, PermanentError) as exc:
             outcomes[row.pk] = _failure(row, exc, clock())
 
-    if webhooks and clock() < lease_until - LEASE_MARGIN:
+    if webhooks and clock() < lease_until:
         with ThreadPoolExecutor(max_workers=min(WEBHOOK_THREADS, len(webhooks))) as pool:
             futures = {row.pk: pool.submit(_webhook, row) for row in webhooks}
         for row in webhooks:

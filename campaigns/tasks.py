@@ -36,7 +36,6 @@ def tick_task() -> dict:
     acks_late=True,
     reject_on_worker_lost=True,
     expires=TICK_EXPIRES * 2,
-    ignore_result=True,
 )
 def dispatch_task(max_rows: int | None = None, lease_seconds: int | None = None) -> dict:
     """Perform due actions (claims with SKIP LOCKED: any number may run at once; a task

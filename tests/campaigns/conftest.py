@@ -14,6 +14,7 @@ from django.core import mail
 from campaigns import services
 from campaigns.models import Plan
 from customers.models import Customer, Engagement, StageChange
+from tests.api.conftest import admin_api, api, cs_api, marketer_api, token_client  # noqa: F401
 from tests.factories import CustomerFactory
 
 T0 = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)

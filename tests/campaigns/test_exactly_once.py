@@ -154,7 +154,7 @@ def test_a_coupon_is_created_once_even_when_recorded_after_a_lost_lease(marketer
     assert StepExecution.objects.get().result["code"] == Coupon.objects.get().code
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_racing_workers_never_send_the_same_action_twice(marketer, receiver):
     if connection.vendor != "postgresql":
         pytest.skip("SKIP LOCKED race needs PostgreSQL")
