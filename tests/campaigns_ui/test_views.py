@@ -351,3 +351,28 @@ def test_cs_tasks_on_renewal_risk_and_done(client, cs_user, marketer):
 
 def test_stage_labels_for_always_on_segments(db):
     assert results.segment_label(f"stage:{Stage.AT_RISK}", {}) == "Entered as at risk"
+
+
+def test_builder_saves_settings_but_refuses_holdout_change_after_enrollment(client, marketer):
+    known = build_known_plan()
+    plan = known.plan
+    client.force_login(marketer)
+    form = {
+        "name": "Win back (renamed)",
+        "description": "",
+        "trigger_kind": "segment_once",
+        "segment": plan.segment_id,
+        "holdout_percent": plan.holdout_percent,
+        "priority": 100,
+        "frequency_cap_per_week": 3,
+        "cooldown_days": 30,
+    }
+    r = client.post(reverse("plan-builder", args=[plan.pk]), form)
+    assert r.status_code == 302
+    plan.refresh_from_db()
+    assert plan.name == "Win back (renamed)"
+    r = client.post(reverse("plan-builder", args=[plan.pk]), {**form, "holdout_percent": 30})
+    assert r.status_code == 200
+    assert "Cannot change holdout_percent after customers were enrolled" in r.content.decode()
+    plan.refresh_from_db()
+    assert plan.holdout_percent == 50
