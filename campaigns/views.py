@@ -137,12 +137,10 @@ def step_add(request: HttpRequest, pk: int) -> HttpResponse:
             form.apply_errors(exc)
         else:
             return _steps_response(request, plan)
-    status = 200 if _is_htmx(request) else 400
-    response = _steps_response(request, plan, step_form=form, step_form_open=True)
+    # htmx swaps only 2xx answers: the steps block comes back with the form's errors.
     if not _is_htmx(request):
         messages.error(request, "The step was not added: " + form.errors.as_text())
-    response.status_code = status if _is_htmx(request) else response.status_code
-    return response
+    return _steps_response(request, plan, step_form=form, step_form_open=True)
 
 
 @require_POST
