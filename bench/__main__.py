@@ -8,6 +8,7 @@ BENCHES = {
     "engine": "bench.bench_engine",
     "ingest": "bench.bench_ingest",
     "plan_results": "bench.bench_plan_results",
+    "plans": "bench.bench_plans",
     "screens": "bench.bench_screens",
 }
 

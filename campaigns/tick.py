@@ -45,6 +45,7 @@ from customers.locks import job_lock
 from customers.models import Engagement
 
 CHUNK = 10_000
+FINAL_STATUSES = ("sent", "held_out", "suppressed", "failed", "cancelled")
 LOCK_NAME = "campaigns.tick"
 # Stage-change rows are read from a little before the watermark: a row whose transaction
 # committed late is still seen (answered stage changes are not enrolled twice).
@@ -249,12 +250,20 @@ def executions_create_due(*, now: datetime, chunk: int = CHUNK) -> tuple[int, in
         FROM campaigns_enrollment e
         WHERE e.plan_id = %s AND e.status = 'active' AND e.steps_done = %s
           AND e.next_step_at <= %s AND e.id BETWEEN %s AND %s
+          AND NOT EXISTS (SELECT 1 FROM campaigns_stepexecution q
+                          WHERE q.enrollment_id = e.id AND q.status NOT IN ({done}))
         ON CONFLICT DO NOTHING
     """
+    # A step waits until the enrollment's previous row is finished (sent, failed, ...): a
+    # coupon is recorded before the email that shows it. "Not finished" is spelled NOT IN the
+    # final states so the planner probes the enrollment's few rows, not the due-row index.
+    insert_sql = insert_sql.replace("{done}", ", ".join(f"'{s}'" for s in FINAL_STATUSES))
     for plan in Plan.objects.filter(status=Plan.Status.ACTIVE):
         steps = list(plan.steps.order_by("position", "id"))
         offsets = step_offsets(plan)
-        for index, step in enumerate(steps):
+        # Last step first: an enrollment moved on by this tick is not moved again by it, so
+        # a plan that fell behind catches up one step per tick instead of all at once.
+        for index, step in reversed(list(enumerate(steps))):
             due = Enrollment.objects.filter(
                 plan=plan,
                 status=Enrollment.Status.ACTIVE,
@@ -293,11 +302,17 @@ def executions_create_due(*, now: datetime, chunk: int = CHUNK) -> tuple[int, in
                         ],
                     )
                     created += max(cursor.rowcount, 0)
-                    due.filter(pk__gte=low, pk__lte=high).update(
+                    due.filter(pk__gte=low, pk__lte=high).filter(
+                        Exists(StepExecution.objects.filter(enrollment=OuterRef("pk"), step=step))
+                    ).update(
                         steps_done=index + 1,
                         last_step_at=F("next_step_at"),
                         next_step_at=following,
                     )
+    if created > 10_000 and connection.vendor == "postgresql":
+        # Fresh statistics for dispatch's claim query after a large batch of new rows.
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE campaigns_stepexecution")
     if created:
         held_out = StepExecution.objects.filter(
             status=StepExecution.Status.HELD_OUT, created_at=now
