@@ -18,6 +18,7 @@ urlpatterns = [
         name="api-touchpoints-bulk",
     ),
     path("api/v1/", include(router.urls)),
+    path("api/v1/", include("campaigns.api_urls")),
     path("api/schema/", views.SchemaView.as_view(), name="api-schema"),
     # DRF exempts its views from the login middleware; people reading docs log in first.
     path(

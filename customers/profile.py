@@ -7,7 +7,7 @@ their touchpoints on the (customer, time) index.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 import numpy as np
@@ -112,6 +112,15 @@ class CustomerProfile:
     channels: list[tuple[str, str, int]]
     touchpoints: list[TouchRow]
     effects: list[ActionEffect]
+    enrollments: list = field(default_factory=list)  # campaigns.Enrollment, executions prefetched
+
+
+def plan_enrollments(customer: Customer) -> list:
+    """The customer's plan enrollments, newest first, each with every step execution —
+    performed, held out (control arm), suppressed or failed (two queries)."""
+    from campaigns.selectors import customer_enrollments
+
+    return list(customer_enrollments(customer))
 
 
 def customer_profile(customer: Customer, *, now: datetime) -> CustomerProfile:
@@ -123,6 +132,7 @@ def customer_profile(customer: Customer, *, now: datetime) -> CustomerProfile:
         channels=channel_counts(customer),
         touchpoints=touchpoints,
         effects=action_effects(touchpoints, now=now),
+        enrollments=plan_enrollments(customer),
     )
 
 

@@ -167,8 +167,22 @@ EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
 EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 30)
+# Where the file-based backend (a local sink for tests and demos) writes messages.
+EMAIL_FILE_PATH = env_str("EMAIL_FILE_PATH", str(BASE_DIR / "var" / "mail"))
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Lifecycle <lifecycle@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
+
+# --- Re-engagement plans ----------------------------------------------------------------------
+# Absolute links in plan emails (unsubscribe, survey) start with this.
+SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
+# HMAC-SHA256 key for webhook signatures when a step sets no secret of its own.
+CAMPAIGNS_WEBHOOK_SECRET = env_str("CAMPAIGNS_WEBHOOK_SECRET", "") or SECRET_KEY
+CAMPAIGNS_WEBHOOK_TIMEOUT = env_int("CAMPAIGNS_WEBHOOK_TIMEOUT", 10)
+# A transient failure is retried with exponential backoff up to this many attempts in all.
+CAMPAIGNS_MAX_ATTEMPTS = env_int("CAMPAIGNS_MAX_ATTEMPTS", 6)
+CAMPAIGNS_RETRY_BASE_SECONDS = env_int("CAMPAIGNS_RETRY_BASE_SECONDS", 60)
+# How long a dispatch worker owns the rows it claimed; after that another worker may retry.
+CAMPAIGNS_LEASE_SECONDS = env_int("CAMPAIGNS_LEASE_SECONDS", 300)
 
 # --- Celery ----------------------------------------------------------------------------------
 # Default: kombu's filesystem transport in var/broker — a broker that needs no server process.

@@ -19,7 +19,10 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("api.urls")),
     path("segments/", include("segments.urls")),
+    # Public pages linked from plan emails (signed tokens, no login).
+    path("c/", include("campaigns.public_urls")),
     path("imports/", include("imports.urls")),
+    path("plans/", include("campaigns.urls")),
     path("", include("customers.urls")),
     path("", include("tracking.urls")),
     path("", include("success.urls")),

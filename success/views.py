@@ -9,8 +9,9 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
+from campaigns.selectors import cs_tasks_for, cs_tasks_unassigned
 from customers.models import Customer
-from customers.roles import Role, role_required
+from customers.roles import Role, has_role, role_required
 from success.export import renewal_risk_csv_response
 from success.forms import NoteForm, RiskFilterForm
 from success.selectors import (
@@ -23,6 +24,7 @@ from success.selectors import (
 from success.services import NoteError, customer_note_add
 
 PAGE_SIZE = 50
+CS_TASKS_SHOWN = 100
 
 
 def _accounts(request: HttpRequest, form: RiskFilterForm):
@@ -51,6 +53,11 @@ def renewal_risk(request: HttpRequest) -> HttpResponse:
             query=request.GET.copy(),
         )
         context["query"].pop("page", None)
+    # Tasks plans made for this user's accounts (and, for admins, the unassigned ones).
+    context["cs_tasks"] = list(cs_tasks_for(request.user)[:CS_TASKS_SHOWN])
+    if has_role(request.user, Role.ADMIN):
+        context["cs_tasks_unassigned"] = list(cs_tasks_unassigned()[:CS_TASKS_SHOWN])
+    context["now"] = timezone.now()
     status = 200 if form.is_valid() else 400
     return render(request, "success/renewal_risk.html", context, status=status)
 
