@@ -13,6 +13,7 @@ from customers.models import Customer
 from customers.roles import Role, role_required
 from success.export import renewal_risk_csv_response
 from success.forms import NoteForm, RiskFilterForm
+from success.risk import renewal_risk_ensure
 from success.selectors import (
     FALLING_TREND,
     LOW_SCORE,
@@ -37,8 +38,12 @@ def renewal_risk(request: HttpRequest) -> HttpResponse:
     form = RiskFilterForm(request.GET)
     context: dict = {"form": form, "low_score": LOW_SCORE, "falling": -FALLING_TREND}
     if form.is_valid():
+        renewal_risk_ensure()
         accounts = _accounts(request, form)
-        summary = renewal_risk_summary(accounts)
+        summary = renewal_risk_summary(
+            days=form.cleaned_data["days"],
+            owner=request.user if form.cleaned_data["mine"] else None,
+        )
         # The count comes from the summary: no second COUNT query for the paginator.
         paginator = Paginator(accounts, PAGE_SIZE)
         paginator.count = summary.accounts
@@ -64,6 +69,7 @@ def renewal_risk_export(request: HttpRequest) -> HttpResponse:
             status=400,
             content_type="text/plain",
         )
+    renewal_risk_ensure()
     filename = f"renewal-risk-{timezone.localdate():%Y-%m-%d}.csv"
     return renewal_risk_csv_response(_accounts(request, form), filename=filename)
 
