@@ -27,12 +27,11 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 import numpy as np
-import plotly.graph_objects as go
 from django.db.models import Count, Sum
 from django.utils import timezone
 from django.utils.safestring import SafeString
 
-from customers.charts import STAGE_COLORS, figure_div
+from customers.charts import STAGE_COLORS, figure_div_data
 from customers.engagement import engine_config
 from customers.models import (
     Customer,
@@ -200,19 +199,18 @@ def recent_job_runs(limit: int = 6) -> list[JobRun]:
 
 
 def stage_bar_figure(counts: dict[str, int]) -> SafeString:
-    fig = go.Figure(
-        go.Bar(
-            x=[STAGE_LABELS[s] for s in counts],
-            y=list(counts.values()),
-            marker_color=[STAGE_COLORS[s] for s in counts],
-            text=[f"{n:,}" for n in counts.values()],
-            textposition="outside",
-            cliponaxis=False,
-            hovertemplate="%{x}: %{y:,} customers<extra></extra>",
-        )
-    )
-    fig.update_yaxes(showgrid=True, gridcolor="#eef0f4", rangemode="tozero")
-    return figure_div(fig, height=300)
+    bar = {
+        "type": "bar",
+        "x": [STAGE_LABELS[s] for s in counts],
+        "y": list(counts.values()),
+        "marker": {"color": [STAGE_COLORS[s] for s in counts]},
+        "text": [f"{n:,}" for n in counts.values()],
+        "textposition": "outside",
+        "cliponaxis": False,
+        "hovertemplate": "%{x}: %{y:,} customers<extra></extra>",
+    }
+    layout = {"yaxis": {"showgrid": True, "gridcolor": "#eef0f4", "rangemode": "tozero"}}
+    return figure_div_data([bar], layout, height=300)
 
 
 def stage_flow_figure(flows: list[tuple[str, str, int]]) -> SafeString | None:
@@ -220,66 +218,67 @@ def stage_flow_figure(flows: list[tuple[str, str, int]]) -> SafeString | None:
         return None
     stages = Stage.values
     # Left column: stage before the move; right column: stage after it.
-    labels = [STAGE_LABELS[s] for s in stages] * 2
-    colors = [STAGE_COLORS[s] for s in stages] * 2
     index = {s: i for i, s in enumerate(stages)}
-    fig = go.Figure(
-        go.Sankey(
-            arrangement="snap",
-            node={"label": labels, "color": colors, "pad": 14, "thickness": 14},
-            link={
-                "source": [index[f] for f, _, _ in flows],
-                "target": [len(stages) + index[t] for _, t, _ in flows],
-                "value": [n for _, _, n in flows],
-                "color": "rgba(120,130,150,0.25)",
-                "hovertemplate": "%{source.label} → %{target.label}: %{value:,}<extra></extra>",
-            },
-        )
-    )
-    return figure_div(fig, height=320)
+    sankey = {
+        "type": "sankey",
+        "arrangement": "snap",
+        "node": {
+            "label": [STAGE_LABELS[s] for s in stages] * 2,
+            "color": [STAGE_COLORS[s] for s in stages] * 2,
+            "pad": 14,
+            "thickness": 14,
+        },
+        "link": {
+            "source": [index[f] for f, _, _ in flows],
+            "target": [len(stages) + index[t] for _, t, _ in flows],
+            "value": [n for _, _, n in flows],
+            "color": "rgba(120,130,150,0.25)",
+            "hovertemplate": "%{source.label} → %{target.label}: %{value:,}<extra></extra>",
+        },
+    }
+    return figure_div_data([sankey], height=320)
 
 
 def score_histogram_figure(histogram: ScoreHistogram) -> SafeString | None:
     if not histogram.total:
         return None
     edges = histogram.edges
-    fig = go.Figure(
-        go.Bar(
-            x=[(a + b) / 2 for a, b in itertools.pairwise(edges)],
-            y=histogram.counts,
-            width=[b - a for a, b in itertools.pairwise(edges)],
-            marker_color="#2f6fdb",
-            marker_line={"color": "#fff", "width": 1},
-            customdata=[f"{a:.0f}–{b:.0f}" for a, b in itertools.pairwise(edges)],
-            hovertemplate="score %{customdata}: %{y:,} customers<extra></extra>",
-        )
-    )
-    fig.update_xaxes(title_text="score", range=[0, 100])
-    fig.update_yaxes(title_text="customers", gridcolor="#eef0f4")
-    return figure_div(fig, height=300)
+    bar = {
+        "type": "bar",
+        "x": [(a + b) / 2 for a, b in itertools.pairwise(edges)],
+        "y": histogram.counts,
+        "width": [b - a for a, b in itertools.pairwise(edges)],
+        "marker": {"color": "#2f6fdb", "line": {"color": "#fff", "width": 1}},
+        "customdata": [f"{a:.0f}–{b:.0f}" for a, b in itertools.pairwise(edges)],
+        "hovertemplate": "score %{customdata}: %{y:,} customers<extra></extra>",
+    }
+    layout = {
+        "xaxis": {"title": {"text": "score"}, "range": [0, 100]},
+        "yaxis": {"title": {"text": "customers"}, "gridcolor": "#eef0f4"},
+    }
+    return figure_div_data([bar], layout, height=300)
 
 
 def stage_trend_figure(series: dict[str, list[tuple[date, int]]]) -> SafeString | None:
     if not any(series.values()):
         return None
-    fig = go.Figure()
-    for stage, points in series.items():
-        if not points:
-            continue
-        fig.add_trace(
-            go.Scatter(
-                x=[d for d, _ in points],
-                y=[n for _, n in points],
-                name=STAGE_LABELS.get(stage, stage),
-                mode="lines",
-                line={"color": STAGE_COLORS.get(stage, "#888"), "width": 2},
-                hovertemplate="%{x|%b %d}: %{y:,}<extra>"
-                + STAGE_LABELS.get(stage, stage)
-                + "</extra>",
-            )
-        )
-    fig.update_yaxes(gridcolor="#eef0f4", rangemode="tozero")
-    return figure_div(fig, height=320)
+    data = [
+        {
+            "type": "scatter",
+            "x": [d for d, _ in points],
+            "y": [n for _, n in points],
+            "name": STAGE_LABELS.get(stage, stage),
+            "mode": "lines",
+            "line": {"color": STAGE_COLORS.get(stage, "#888"), "width": 2},
+            "hovertemplate": "%{x|%b %d}: %{y:,}<extra>"
+            + STAGE_LABELS.get(stage, stage)
+            + "</extra>",
+        }
+        for stage, points in series.items()
+        if points
+    ]
+    layout = {"yaxis": {"gridcolor": "#eef0f4", "rangemode": "tozero"}}
+    return figure_div_data(data, layout, height=320)
 
 
 def dashboard_context(*, now: datetime | None = None) -> dict:

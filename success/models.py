@@ -57,10 +57,6 @@ class RenewalRisk(models.Model):
 
     class Meta:
         indexes = [
-            # Window filter + count/sum without heap reads (index-only scan).
-            models.Index(
-                fields=["renewal_date"], include=["revenue_at_risk"], name="risk_renewal_idx"
-            ),
             # Pages in rank order; the window is checked on each row walked.
             models.Index(fields=["-revenue_at_risk", "customer"], name="risk_rank_idx"),
             models.Index(
@@ -70,6 +66,23 @@ class RenewalRisk(models.Model):
 
     def __str__(self) -> str:
         return f"{self.customer_id}: {self.revenue_at_risk:.2f} at risk"
+
+
+class RenewalRiskDay(models.Model):
+    """Accounts on the list and their revenue at risk per renewal day and owner: the list's
+    totals for any window in a few hundred rows instead of an aggregate over the list.
+    Rebuilt with the list (``success.risk``)."""
+
+    renewal_date = models.DateField()
+    owner_id = models.BigIntegerField(null=True, blank=True)
+    accounts = models.IntegerField()
+    revenue_at_risk = models.FloatField()
+
+    class Meta:
+        indexes = [models.Index(fields=["renewal_date", "owner_id"], name="risk_day_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.renewal_date} owner {self.owner_id}: {self.accounts} accounts"
 
 
 class RenewalRiskRefresh(models.Model):

@@ -27,7 +27,6 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from django.db.models import (
-    Count,
     F,
     FloatField,
     Prefetch,
@@ -43,7 +42,7 @@ from django.utils import timezone
 from customers.engagement import EngineConfig, engine_config
 from customers.models import Customer, Stage, Touchpoint
 from customers.selectors import customers_with_state, score_band_q
-from success.models import CustomerNote, RenewalRisk, RenewalRiskRefresh
+from success.models import CustomerNote, RenewalRiskDay, RenewalRiskRefresh
 
 DEFAULT_DAYS = 90
 MAX_DAYS = 730  # the longest window the screen offers; the stored list covers it
@@ -87,13 +86,6 @@ def renewal_risk_candidates(
     )
 
 
-def _ranked_rows(*, days: int, owner, today: date) -> QuerySet[RenewalRisk]:
-    rows = RenewalRisk.objects.filter(renewal_date__range=(today, today + timedelta(days=days)))
-    if owner is not None:
-        rows = rows.filter(owner_id=owner.pk)
-    return rows
-
-
 def renewal_risk_accounts(
     *,
     days: int = DEFAULT_DAYS,
@@ -131,13 +123,15 @@ def renewal_risk_summary(
     *, days: int = DEFAULT_DAYS, owner=None, today: date | None = None
 ) -> RiskSummary:
     """How many accounts the list holds and their total revenue at risk, and when the list
-    was computed (one index-only scan of the window, one primary-key read)."""
+    was computed: sums over the per-day totals (``RenewalRiskDay``, at most a row per day
+    and owner), one primary-key read."""
     today = today or timezone.localdate()
-    totals = (
-        _ranked_rows(days=days, owner=owner, today=today)
-        .order_by()
-        .aggregate(n=Count("*"), total=Sum("revenue_at_risk"))
+    days_rows = RenewalRiskDay.objects.filter(
+        renewal_date__range=(today, today + timedelta(days=days))
     )
+    if owner is not None:
+        days_rows = days_rows.filter(owner_id=owner.pk)
+    totals = days_rows.aggregate(n=Sum("accounts"), total=Sum("revenue_at_risk"))
     refreshed = RenewalRiskRefresh.objects.filter(pk=1).values_list("computed_at", flat=True)
     return RiskSummary(
         accounts=totals["n"] or 0,

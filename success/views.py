@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.core.paginator import Paginator
+from django.db.models import prefetch_related_objects
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -94,6 +95,7 @@ def customer_note_create(request: HttpRequest, pk: int) -> HttpResponse:
     else:
         error = " ".join(f"{' '.join(v)}" for v in form.errors.values())
     if request.headers.get("HX-Request"):
+        prefetch_related_objects([customer], "notes__author")
         return render(
             request,
             "success/_customer_notes.html",

@@ -1,4 +1,4 @@
-"""The stored, ranked renewal-risk list (success.risk keeps it current)."""
+"""The stored, ranked renewal-risk list and its per-day totals (success.risk keeps them current)."""
 
 import django.db.models.deletion
 from django.db import migrations, models
@@ -33,7 +33,20 @@ class Migration(migrations.Migration):
                 ('computed_at', models.DateTimeField()),
             ],
             options={
-                'indexes': [models.Index(fields=['renewal_date'], include=('revenue_at_risk',), name='risk_renewal_idx'), models.Index(fields=['-revenue_at_risk', 'customer'], name='risk_rank_idx'), models.Index(fields=['owner_id', '-revenue_at_risk', 'customer'], name='risk_owner_rank_idx')],
+                'indexes': [models.Index(fields=['-revenue_at_risk', 'customer'], name='risk_rank_idx'), models.Index(fields=['owner_id', '-revenue_at_risk', 'customer'], name='risk_owner_rank_idx')],
+            },
+        ),
+        migrations.CreateModel(
+            name='RenewalRiskDay',
+            fields=[
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('renewal_date', models.DateField()),
+                ('owner_id', models.BigIntegerField(blank=True, null=True)),
+                ('accounts', models.IntegerField()),
+                ('revenue_at_risk', models.FloatField()),
+            ],
+            options={
+                'indexes': [models.Index(fields=['renewal_date', 'owner_id'], name='risk_day_idx')],
             },
         ),
     ]
