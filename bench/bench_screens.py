@@ -286,10 +286,10 @@ def _deep_cursor(params: str, sort_name: str, depth: int) -> str:
 def refresh_summaries() -> None:
     """The screens' precomputed rows (dashboard summary, ranked renewal-risk list), as the
     beat task computes them after engine jobs — setup, not timed per request."""
+    from django.db import connection
+
     from customers.dashboard import dashboard_summary_refresh
     from success.risk import renewal_risk_refresh
-
-    from django.db import connection
 
     _step("dashboard summary refresh (beat task, off-request)", dashboard_summary_refresh)
     _step("renewal-risk list refresh (beat task, off-request)", renewal_risk_refresh)
