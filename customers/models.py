@@ -184,6 +184,13 @@ class Engagement(models.Model):
             models.Index(fields=["p_alive"], name="engagement_palive_idx"),
             models.Index(fields=["last_engagement_at"], name="engagement_last_idx"),
             models.Index(fields=["stage_due_at"], name="engagement_due_idx"),
+            # Stage with recency (segment counts, list filters such as "at risk, no action for
+            # 30 days"): index-only, instead of reading every engagement row of the stage.
+            models.Index(
+                fields=["stage", "last_engagement_at"],
+                include=["customer"],
+                name="engagement_stage_last_idx",
+            ),
             # "Disengaging now" (dashboard summary): who entered cooling / at risk lately.
             models.Index(
                 fields=["stage_since"],

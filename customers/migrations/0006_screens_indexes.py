@@ -38,6 +38,10 @@ class Migration(migrations.Migration):
         ),
         migrations.AddIndex(
             model_name='engagement',
+            index=models.Index(fields=['stage', 'last_engagement_at'], include=('customer',), name='engagement_stage_last_idx'),
+        ),
+        migrations.AddIndex(
+            model_name='engagement',
             index=models.Index(condition=models.Q(('stage__in', ['cooling', 'at_risk'])), fields=['stage_since'], name='engagement_slipping_since_idx'),
         ),
     ]
