@@ -22,7 +22,10 @@ from customers.selectors import score_band_q
 
 
 def _owner_choices():
-    return get_user_model().objects.filter(owned_customers__isnull=False).distinct()
+    """Users who own customers: an ``EXISTS`` per user on the owner index (a ``DISTINCT``
+    over the join reads every owned customer: 230 ms at a million customers)."""
+    owns = Customer.objects.filter(owner=OuterRef("pk"))
+    return get_user_model().objects.filter(Exists(owns)).order_by("username")
 
 
 class CustomerFilter(django_filters.FilterSet):
@@ -30,8 +33,10 @@ class CustomerFilter(django_filters.FilterSet):
     the filter invalid (``is_valid()`` / ``errors``) instead of being ignored."""
 
     q = django_filters.CharFilter(method="filter_search", label="Search")
+    # distinct=False: one engagement row per customer, so no duplicates to remove, and a
+    # DISTINCT would stop PostgreSQL from walking the sort index (a sort of every match).
     stage = django_filters.MultipleChoiceFilter(
-        field_name="engagement__stage", choices=Stage.choices, label="Stage"
+        field_name="engagement__stage", choices=Stage.choices, label="Stage", distinct=False
     )
     score_min = django_filters.NumberFilter(method="filter_score", label="Score from")
     score_max = django_filters.NumberFilter(method="filter_score", label="Score to")
@@ -56,7 +61,7 @@ class CustomerFilter(django_filters.FilterSet):
     region = django_filters.CharFilter(field_name="region", label="Region")
     plan = django_filters.CharFilter(field_name="plan", label="Plan")
     spend_tier = django_filters.MultipleChoiceFilter(
-        field_name="spend_tier", choices=SpendTier.choices, label="Spend tier"
+        field_name="spend_tier", choices=SpendTier.choices, label="Spend tier", distinct=False
     )
     owner = django_filters.ModelChoiceFilter(
         field_name="owner", queryset=_owner_choices(), label="Owner"

@@ -80,6 +80,8 @@ class Customer(models.Model):
             models.Index(fields=["renewal_date"], name="customer_renewal_idx"),
             models.Index(fields=["-lifetime_revenue", "id"], name="customer_revenue_idx"),
             models.Index(fields=["signup_date"], name="customer_signup_idx"),
+            # The list sorted by name (keyset pages on (name, id)).
+            models.Index(fields=["name", "id"], name="customer_name_idx"),
         ]
 
     def __str__(self) -> str:
@@ -177,6 +179,12 @@ class Engagement(models.Model):
     class Meta:
         indexes = [
             models.Index(fields=["stage"], name="engagement_stage_idx"),
+            # "Disengaging now" (dashboard summary): who entered cooling / at risk lately.
+            models.Index(
+                fields=["stage_since"],
+                condition=Q(stage__in=["cooling", "at_risk"]),
+                name="engagement_slipping_since_idx",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -488,3 +496,31 @@ class EngineLease(models.Model):
 
     def __str__(self) -> str:
         return f"lease {self.name} held by {self.holder}"
+
+
+class DashboardSummary(models.Model):
+    """The dashboard's whole-table figures, computed off the request path.
+
+    Written by ``customers.dashboard.dashboard_summary_refresh`` (beat, every minute, and
+    after engine jobs); the dashboard reads the newest row, so a request never aggregates
+    over the engagement, score or stage-change tables. Older rows are pruned.
+    """
+
+    computed_at = models.DateTimeField()
+    customers = models.BigIntegerField(default=0)
+    stage_counts = models.JSONField(default=dict)  # {stage: customers}
+    flows = models.JSONField(default=list)  # [[from stage, to stage, moves], ...]
+    flow_days = models.IntegerField(default=30)
+    score_edges = models.JSONField(default=list)  # histogram bin edges, 0–100
+    score_counts = models.JSONField(default=list)  # customers per bin
+    disengaging_customers = models.BigIntegerField(default=0)
+    disengaging_revenue = models.DecimalField(max_digits=18, decimal_places=2, default=0)
+    disengaging_top = models.JSONField(default=list)  # customer ids, most revenue first
+    disengaging_days = models.IntegerField(default=7)
+    seconds = models.FloatField(default=0.0, help_text="Time the refresh took.")
+
+    class Meta:
+        get_latest_by = "id"
+
+    def __str__(self) -> str:
+        return f"dashboard summary as of {self.computed_at:%Y-%m-%d %H:%M:%S}"

@@ -13,6 +13,7 @@ from customers.engagement import engine_config
 from customers.engine import decay
 from customers.models import Engagement, PendingTouchpoint, ScoreState, Touchpoint
 from success.models import CustomerNote
+from success.risk import renewal_risk_refresh
 from success.selectors import renewal_risk_accounts, risk_reason
 from success.services import NoteError, customer_note_add
 from tests.factories import CustomerFactory, TouchpointFactory
@@ -54,6 +55,7 @@ def test_it_lists_slipping_accounts_by_revenue_at_risk(cs_user):
     _account("Healthy", renews_in=20, revenue="50000")
     _account("Renews later", renews_in=200, revenue="90000", stage="lapsed", p_alive=0.0)
     _account("Flat-ish", renews_in=20, revenue="90000", trend=-2.0)
+    renewal_risk_refresh()
     rows = list(renewal_risk_accounts())
     assert [c.pk for c in rows] == [big.pk, small.pk, falling.pk]
     assert rows[0].revenue_at_risk == pytest.approx(5000.0)
@@ -65,6 +67,7 @@ def test_it_lists_slipping_accounts_by_revenue_at_risk(cs_user):
 def test_low_score_alone_puts_an_account_on_the_list():
     c = _account("Quiet", renews_in=5, revenue="1000", p_alive=None)
     ScoreState.objects.filter(customer=c).update(decay_sum=0)
+    renewal_risk_refresh()
     (row,) = renewal_risk_accounts()
     assert row.score == 0 and row.revenue_at_risk == pytest.approx(1000.0)  # risk 1 − 0/100
 
@@ -72,6 +75,7 @@ def test_low_score_alone_puts_an_account_on_the_list():
 def test_my_accounts_only_shows_the_owners(cs_user, admin_user):
     mine = _account("Mine", renews_in=5, revenue="100", stage="at_risk", owner=cs_user)
     _account("Theirs", renews_in=5, revenue="900", stage="at_risk", owner=admin_user)
+    renewal_risk_refresh()
     assert [c.pk for c in renewal_risk_accounts(owner=cs_user)] == [mine.pk]
 
 
@@ -122,6 +126,7 @@ def test_page_shows_reason_from_engine_state_with_bounded_queries(login, cs_user
     for i in range(8, 20):
         c = _account(f"Acct {i}", renews_in=10 + i, revenue="10", stage="cooling")
         customer_note_add(customer=c, author=cs_user, body=f"note {i}", kind="meeting")
+    renewal_risk_refresh()
     with CaptureQueriesContext(connection) as many:
         client.get(reverse("renewal-risk"))
     assert len(many) == len(few) <= 10
