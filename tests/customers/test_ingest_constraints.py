@@ -7,7 +7,7 @@ from django.db.models import ProtectedError
 from django.utils import timezone
 
 from customers.engagement import engagement_refresh, pending_record
-from customers.models import Engagement, PendingTouchpoint, Touchpoint, TouchpointType
+from customers.models import PendingTouchpoint, ScoreState, Touchpoint, TouchpointType
 from tests.factories import TouchpointFactory
 
 pytestmark = pytest.mark.django_db
@@ -32,8 +32,8 @@ def test_a_queued_touchpoint_deleted_behind_the_orms_back_is_drained_harmlessly(
         cursor.execute(f"DELETE FROM {Touchpoint._meta.db_table} WHERE id = %s", [gone.pk])
     engagement_refresh(now=timezone.now())
     assert not PendingTouchpoint.objects.exists()
-    assert Engagement.objects.get(customer=kept.customer).frequency == 1
-    assert Engagement.objects.get(customer=gone.customer).frequency == 0
+    assert ScoreState.objects.get(customer=kept.customer).frequency == 1
+    assert ScoreState.objects.get(customer=gone.customer).frequency == 0
 
 
 def test_a_type_in_use_is_still_protected_in_the_orm_and_the_database():

@@ -129,7 +129,7 @@ def test_page_shows_reason_from_engine_state_with_bounded_queries(login, cs_user
     renewal_risk_refresh()
     with CaptureQueriesContext(connection) as many:
         client.get(reverse("renewal-risk"))
-    assert len(many) == len(few) <= 10
+    assert len(many) == len(few) <= 11  # the list, its notes, last actions, and the CS task list
 
 
 def test_bad_window_gets_a_clear_error(login, cs_user):
