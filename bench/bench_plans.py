@@ -8,14 +8,15 @@ for one step, spread evenly over the six (10% in the control arm). Then it measu
 1. one plan tick (``campaigns.tick.plans_tick``): exits, enrolment, one execution row per due
    enrollment (INSERT … SELECT), held-out rows for the control arm;
 2. dispatch of everything due (``campaigns.dispatch.dispatch_due``) in W processes (as W
-   dispatch tasks would run; default 2): emails rendered and serialized exactly as the SMTP
-   backend does, then dropped (``bench/mail_sink.py``), webhooks POSTed to a local HTTP
+   dispatch tasks would run; default 2): emails to Django's locmem backend (``--sink
+   smtp-bytes``: serialized exactly as the SMTP backend does, then dropped —
+   ``bench/mail_sink.py``), webhooks POSTed to a local HTTP
    receiver in a separate process, coupons and CS tasks written to the database.
 
 It prints seconds for each phase, the total against the 30 s target, and the cost per
 enrollment, with the machine's load average next to the figures.
 
-Usage: ``python -m bench plans [--enrollments N] [--workers W] [--reuse]``.
+Usage: ``python -m bench plans [--enrollments N] [--workers W] [--sink locmem|smtp-bytes]``.
 """
 
 from __future__ import annotations
@@ -166,11 +167,13 @@ BODY = (
 
 
 def _dispatch_worker(batch: int) -> dict:
+    from django.core import mail
     from django.db import connections
 
     from bench.mail_sink import SENT
     from campaigns.dispatch import dispatch_due
 
+    mail.outbox = []
     try:
         result = dispatch_due(batch_size=batch)
     finally:
@@ -180,7 +183,7 @@ def _dispatch_worker(batch: int) -> dict:
         "failed": result.failed,
         "retried": result.retried,
         "by_action": dict(result.by_action),
-        "emails": SENT["messages"],
+        "emails": SENT["messages"] + len(mail.outbox),
     }
 
 
@@ -191,6 +194,12 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument(
         "--workers", type=int, default=2, help="dispatch processes (as dispatch tasks would run)"
     )
+    parser.add_argument(
+        "--sink",
+        choices=["locmem", "smtp-bytes"],
+        default="locmem",
+        help="locmem: Django's in-memory backend; smtp-bytes: serialize as SMTP would, drop",
+    )
     parser.add_argument("--reuse", action="store_true", help="keep existing bench data")
     args = parser.parse_args(argv)
 
@@ -198,7 +207,11 @@ def main(argv: list[str] | None = None) -> dict:
     if not args.reuse:
         _recreate_database(url)
     os.environ["DATABASE_URL"] = url
-    os.environ["EMAIL_BACKEND"] = "bench.mail_sink.EmailBackend"
+    os.environ["EMAIL_BACKEND"] = (
+        "django.core.mail.backends.locmem.EmailBackend"
+        if args.sink == "locmem"
+        else "bench.mail_sink.EmailBackend"
+    )
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "lifecycle.settings")
     receiver = subprocess.Popen([sys.executable, "-c", RECEIVER], stdout=subprocess.PIPE, text=True)
     port = int(receiver.stdout.readline())

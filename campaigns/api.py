@@ -97,6 +97,8 @@ class EnrollmentSerializer(serializers.ModelSerializer):
     customer_external_id = serializers.CharField(
         source="customer.external_id", read_only=True, default=None
     )
+    # Plain text: the stage enum is already named in the schema by the customers API.
+    stage_at_enrollment = serializers.CharField(read_only=True)
     reengaged_after_position = serializers.IntegerField(
         source="reengaged_after_step.position", read_only=True, default=None
     )

@@ -35,11 +35,12 @@ from customers.models import Customer
 
 UNSUBSCRIBE_SALT = "campaigns.unsubscribe"
 SURVEY_SALT = "campaigns.survey"
-HTML_LAYOUT = Template(
+# The frame around every HTML part (str.format: the body is already HTML, the link escaped).
+HTML_LAYOUT = (
     '<!doctype html><html><body style="font-family: sans-serif; line-height: 1.5">'
-    "{{ body }}"
+    "{body}"
     '<hr><p style="font-size: 12px; color: #666">'
-    'You receive this because you are a customer. <a href="{{ unsubscribe_url }}">'
+    'You receive this because you are a customer. <a href="{unsubscribe_url}">'
     "Unsubscribe</a>.</p></body></html>"
 )
 
@@ -169,17 +170,13 @@ def render_step_email(
     if step.action == ActionKind.SURVEY and not body_text:
         body_text = "Hi {{ first_name }},\n\n{{ survey_question }}\n\nAnswer here: {{ survey_url }}"
     subject = _template(cfg.get("subject", "")).render(Context(fields, autoescape=False))
-    text = _template(body_text).render(Context(fields, autoescape=False))
-    text += f"\n\n--\nUnsubscribe: {fields['unsubscribe_url']}\n"
+    body = _template(body_text).render(Context(fields, autoescape=False))
+    text = f"{body}\n\n--\nUnsubscribe: {fields['unsubscribe_url']}\n"
     if cfg.get("body_html"):
         body_html = _template(cfg["body_html"]).render(Context(fields))
     else:
-        body_html = linebreaks(
-            escape(_template(body_text).render(Context(fields, autoescape=False)))
-        )
-    html = HTML_LAYOUT.render(Context({"body": body_html, **fields}, autoescape=False))
-    # The layout's own variables must be escaped although the body is already HTML.
-    html = html.replace(fields["unsubscribe_url"], escape(fields["unsubscribe_url"]))
+        body_html = linebreaks(escape(body))
+    html = HTML_LAYOUT.format(body=body_html, unsubscribe_url=escape(fields["unsubscribe_url"]))
     return RenderedEmail(
         subject=" ".join(subject.split()),  # no newlines in a header
         text=text,

@@ -133,6 +133,9 @@ class Receiver:
             def log_message(self, *args) -> None:
                 pass
 
+        # Racing dispatchers open dozens of connections at once: a deep accept queue, so the
+        # kernel does not reset them (which would look like a transient failure).
+        ThreadingHTTPServer.request_queue_size = 256
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
