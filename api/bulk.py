@@ -100,6 +100,8 @@ def _envelope(payload: Any) -> tuple[str, str, list]:
     source = payload.get("source", "api")
     if not isinstance(source, str) or not 1 <= len(source) <= 64:
         errors["source"] = ["source must be a text of 1 to 64 characters."]
+    elif "\x00" in source:
+        errors["source"] = ["source contains a NUL character, which cannot be stored."]
     items = payload.get("items")
     if not isinstance(items, list):
         errors["items"] = ["items is required: a list of touchpoint objects."]
@@ -145,8 +147,14 @@ NUL_MESSAGE = "properties contain a NUL character (\\u0000), which cannot be sto
 
 
 def json_storable(value: Any) -> bool:
-    """PostgreSQL's jsonb refuses the NUL character anywhere in a document."""
-    return "\\u0000" not in json.dumps(value)
+    """PostgreSQL's jsonb refuses the NUL character anywhere in a document (keys included)."""
+    if isinstance(value, str):
+        return "\x00" not in value
+    if isinstance(value, dict):
+        return all(json_storable(k) and json_storable(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(json_storable(v) for v in value)
+    return True
 
 
 def _customer_ids(external_ids: set[str]) -> dict[str, int]:
@@ -175,9 +183,18 @@ def _binary_cursor():
     return psycopg.Cursor(connection.connection)
 
 
-def _validate(items: list, batch_source: str, now: datetime, result: BulkResult) -> _Rows:
+def _validate(
+    items: list, batch_source: str, now: datetime, result: BulkResult, *, check_nul: bool
+) -> _Rows:
+    """The rows to insert; errors and in-batch duplicates go to ``result``. ``check_nul``
+    walks every item's properties for NUL characters; the caller skips that walk when the
+    serialized properties show none (see ``touchpoints_bulk_ingest``)."""
     external_ids = {i.get("customer_external_id") for i in items if isinstance(i, dict)}
-    external_ids = {e for e in external_ids if isinstance(e, str)}
+    # Only ids that can exist are looked up: PostgreSQL refuses NUL in a query parameter,
+    # and such items get their own error below.
+    external_ids = {
+        e for e in external_ids if isinstance(e, str) and "\x00" not in e and len(e) <= 255
+    }
     customers = _customer_ids(external_ids)
     latest = now + max_future_skew()
     types = {t[0]: t[1:] for t in TouchpointType.objects.values_list("key", "id", "is_active")}
@@ -244,7 +261,7 @@ def _validate(items: list, batch_source: str, now: datetime, result: BulkResult)
             properties = {}
         if not isinstance(properties, dict):
             errors["properties"] = ["properties must be a JSON object."]
-        elif properties and not json_storable(properties):
+        elif check_nul and properties and not json_storable(properties):
             errors["properties"] = [NUL_MESSAGE]
         if errors:
             result.errors.append({"index": index, "errors": errors})
@@ -278,14 +295,21 @@ INSERT INTO {pending} (touchpoint_id, customer_id) SELECT id, customer_id FROM i
 """
 
 
-def _insert_postgres(rows: _Rows, now: datetime) -> int:
+def _insert_postgres(document: str, now: datetime) -> int:
     """One statement; the rows travel as one JSON document that the server unpacks with
     ``json_to_recordset`` (C on both ends: ``json.dumps`` here, the JSON parser there), which
     profiles several times cheaper than binding thousands of values one by one."""
     sql = _INSERT_POSTGRES.format(
         touchpoint=Touchpoint._meta.db_table, pending=PendingTouchpoint._meta.db_table
     )
-    document = json.dumps(
+    with _binary_cursor() as cursor:
+        cursor.execute(sql, [now, document])
+        return cursor.rowcount
+
+
+def _document(rows: _Rows) -> str:
+    """The rows as one JSON array for ``json_to_recordset``."""
+    return json.dumps(
         [
             {"c": c, "t": t, "o": o.isoformat(), "v": v, "s": s, "k": k, "p": p}
             for c, t, o, v, s, k, p in zip(
@@ -301,9 +325,6 @@ def _insert_postgres(rows: _Rows, now: datetime) -> int:
         ],
         separators=(",", ":"),
     )
-    with _binary_cursor() as cursor:
-        cursor.execute(sql, [now, document])
-        return cursor.rowcount
 
 
 def _insert_portable(rows: _Rows, now: datetime) -> int:
@@ -339,14 +360,19 @@ def touchpoints_bulk_ingest(*, payload: Any, now: datetime | None = None) -> Bul
     now = now or timezone.now()
     mode, source, items = _envelope(payload)
     result = BulkResult(mode=mode, received=len(items))
-    rows = _validate(items, source, now, result)
+    # One C-speed scan of every item's properties serialized together instead of a walk per
+    # item; only when it finds an escaped NUL (rare) is each item's properties walked.
+    properties = [i.get("properties") for i in items if isinstance(i, dict)]
+    check_nul = "\\u0000" in json.dumps(properties)
+    rows = _validate(items, source, now, result, check_nul=check_nul)
+    postgres = connection.vendor == "postgresql"
     if mode == "atomic" and result.errors:
         result.duplicates = 0
         return result
     if rows:
         with transaction.atomic():
-            if connection.vendor == "postgresql":
-                created = _insert_postgres(rows, now)
+            if postgres:
+                created = _insert_postgres(_document(rows), now)
             else:
                 created = _insert_portable(rows, now)
         result.created = created

@@ -48,20 +48,20 @@ class EngagementStateSerializer(serializers.Serializer):
     stage_since = serializers.DateTimeField(source="engagement.stage_since", read_only=True)
     score = serializers.SerializerMethodField(help_text="Live 0–100 engagement score.")
     p_alive = serializers.FloatField(
-        source="engagement.p_alive",
+        source="score_state.p_alive",
         read_only=True,
         help_text="Probability the customer is still engaged (MBG/NBD); null before a fit.",
     )
     last_engagement_at = serializers.DateTimeField(
-        source="engagement.last_engagement_at", read_only=True
+        source="score_state.last_engagement_at", read_only=True
     )
     recency_days = serializers.SerializerMethodField(
         help_text="Days since the last engagement action; null if none yet."
     )
     expected_gap_days = serializers.FloatField(
-        source="engagement.expected_gap_days", read_only=True
+        source="score_state.expected_gap_days", read_only=True
     )
-    frequency = serializers.IntegerField(source="engagement.frequency", read_only=True)
+    frequency = serializers.IntegerField(source="score_state.frequency", read_only=True)
     trend_30d = serializers.FloatField(
         source="engagement.trend_30d",
         read_only=True,
@@ -75,11 +75,11 @@ class EngagementStateSerializer(serializers.Serializer):
 
     @extend_schema_field(serializers.FloatField(allow_null=True))
     def get_recency_days(self, customer: Customer) -> float | None:
-        engagement = getattr(customer, "engagement", None)
-        if engagement is None or engagement.last_engagement_at is None:
+        state = getattr(customer, "score_state", None)
+        if state is None or state.last_engagement_at is None:
             return None
         now = self.context.get("now") or timezone.now()
-        return round((now - engagement.last_engagement_at).total_seconds() / 86400, 2)
+        return round((now - state.last_engagement_at).total_seconds() / 86400, 2)
 
 
 class CustomerSerializer(serializers.ModelSerializer):

@@ -1,15 +1,13 @@
-"""Time rules every ingest path shares: aware timestamps only, a bounded future skew.
-
-Old (backfilled) events are welcome: forward decay scores a touchpoint by its own time,
-whenever it arrives. Events from the future are not: a client clock that runs ahead would
-otherwise inflate scores until the real time catches up.
-"""
+"""The REST API's timestamp parsing, on the time rules every ingest path shares
+(``customers/timestamps.py``): aware timestamps only, a bounded future skew."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from django.conf import settings
+
+from customers.timestamps import max_future_skew
 
 NAIVE_MESSAGE = (
     "This timestamp has no timezone. Add a UTC offset or Z, e.g. 2026-06-01T12:00:00Z or "
@@ -20,12 +18,8 @@ FORMAT_MESSAGE = (
 )
 
 
-def max_future_skew() -> timedelta:
-    return timedelta(seconds=settings.API_MAX_FUTURE_SKEW_SECONDS)
-
-
 def future_message() -> str:
-    seconds = settings.API_MAX_FUTURE_SKEW_SECONDS
+    seconds = settings.MAX_FUTURE_SKEW_SECONDS
     return (
         f"This timestamp is in the future (more than {seconds} seconds ahead of the server's "
         "clock). Check the sender's clock and timezone offset."

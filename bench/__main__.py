@@ -7,6 +7,7 @@ BENCHES = {
     "bgnbd": "bench.bench_bgnbd_fit",
     "engine": "bench.bench_engine",
     "ingest": "bench.bench_ingest",
+    "plan_results": "bench.bench_plan_results",
     "plans": "bench.bench_plans",
     "screens": "bench.bench_screens",
 }

@@ -79,13 +79,13 @@ def generate(customers: int, touchpoints: int) -> None:
             [customers],
         )
         c.execute(
-            "INSERT INTO customers_engagement (customer_id, frequency, stage, stage_rule) "
-            "SELECT g, 0, 'new', '' FROM generate_series(1, %s) g",
+            "INSERT INTO customers_engagement (customer_id, stage, stage_rule) "
+            "SELECT g, 'new', '' FROM generate_series(1, %s) g",
             [customers],
         )
         c.execute(
-            "INSERT INTO customers_scorestate (customer_id, decay_sum) "
-            "SELECT g, 0 FROM generate_series(1, %s) g",
+            "INSERT INTO customers_scorestate (customer_id, decay_sum, frequency) "
+            "SELECT g, 0, 0 FROM generate_series(1, %s) g",
             [customers],
         )
         c.execute(

@@ -11,7 +11,11 @@ as a fraction of that COPY, measured in one run on one database.
    limit over one kept-alive connection; every answer is checked and the stored rows counted.
 4. Pluggable measures: for each of ``bench.ingest_bulk_api`` and ``bench.ingest_csv`` that
    exists, ``measure(ctx: IngestContext) -> dict`` (at least ``rows_per_s``, optionally
-   ``peak_rss_mib``) runs against the same gunicorn and database.
+   ``peak_rss_mib``) runs against the same gunicorn and database: the bulk API (one client,
+   1,000-event batches, warmed up, at most 200,000 events) and the CSV import of N rows
+   (plus a quarter-size file, for its peak memory at two sizes).
+5. Each figure is printed as rows/s and as a multiple of the raw COPY, with its target
+   (bulk API >= 10,000/s, CSV import >= 100,000/s) and the load average.
 
 The touchpoint and queue tables are emptied before each measure, so each starts alike.
 
@@ -101,12 +105,12 @@ def generate_customers(count: int) -> list[str]:
             [count],
         )
         c.execute(
-            "INSERT INTO customers_engagement (customer_id, frequency, stage, stage_rule) "
-            "SELECT id, 0, 'new', '' FROM customers_customer"
+            "INSERT INTO customers_engagement (customer_id, stage, stage_rule) "
+            "SELECT id, 'new', '' FROM customers_customer"
         )
         c.execute(
-            "INSERT INTO customers_scorestate (customer_id, decay_sum) "
-            "SELECT id, 0 FROM customers_customer"
+            "INSERT INTO customers_scorestate (customer_id, decay_sum, frequency) "
+            "SELECT id, 0, 0 FROM customers_customer"
         )
         c.execute("VACUUM ANALYZE customers_customer")
     return [f"bench-{i}" for i in range(1, count + 1)]
@@ -116,7 +120,8 @@ def _touchpoint_tables_empty() -> None:
     from django.db import connection
 
     with connection.cursor() as c:
-        c.execute("TRUNCATE customers_touchpoint, customers_pendingtouchpoint")
+        # CASCADE: other tables (customer-success notes) reference touchpoints.
+        c.execute("TRUNCATE customers_touchpoint, customers_pendingtouchpoint CASCADE")
 
 
 def _copy_text(n: int, customer_ids: list[int], type_ids: list[int]) -> list[bytes]:
@@ -318,12 +323,32 @@ def measure_v1_batch(base_url: str, n: int, external_ids: Sequence[str]) -> dict
 # --- the run ------------------------------------------------------------------------------
 
 
-def _report(label: str, result: dict, copy_rate: float) -> None:
+LABELS = {
+    "bench.ingest_bulk_api": "bulk API (1 client, 1,000-event batches)",
+    "bench.ingest_csv": "CSV import of {rows:,} touchpoints",
+}
+TARGETS = {"bench.ingest_bulk_api": 10_000, "bench.ingest_csv": 100_000}
+
+
+def _report(label: str, result: dict, copy_rate: float, target: float | None = None) -> None:
     rate = result["rows_per_s"]
-    line = f"  {label:<44} {rate:>11,.0f} rows/s   {rate / copy_rate:6.1%} of COPY"
-    if result.get("peak_rss_mib") is not None:
-        line += f"   peak RSS {result['peak_rss_mib']:,.0f} MiB"
+    line = f"  {label:<44} {rate:>11,.0f} rows/s   {rate / copy_rate:5.2f} x COPY"
+    if target:
+        line += f"   target >= {target:,.0f}/s: {'met' if rate >= target else 'NOT met'}"
     print(line, flush=True)
+    if result.get("adjacent_copy_rows_per_s"):
+        print(
+            f"  {'':<44} {result['fraction_of_adjacent_copy']:.2f} x a raw COPY of the same rows "
+            f"measured just before it ({result['adjacent_copy_rows_per_s']:,.0f} rows/s)",
+            flush=True,
+        )
+    if result.get("small_peak_rss_mib") is not None:
+        print(
+            f"  {'':<44} peak RSS {result['small_peak_rss_mib']:,.0f} MiB for "
+            f"{result['small_rows']:,} rows, {result['peak_rss_mib']:,.0f} MiB for "
+            f"{result['rows']:,} rows (flat in file size); phases (s) {result['phases']}",
+            flush=True,
+        )
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -360,7 +385,12 @@ def main(argv: list[str] | None = None) -> dict:
 
     copy_rate = measure_copy(args.touchpoints)
     results: dict = {"copy_rows_per_s": copy_rate}
-    print(f"  {'raw COPY into the touchpoint table':<44} {copy_rate:>11,.0f} rows/s   (ceiling)")
+    load = os.getloadavg()
+    print(
+        f"  {'raw COPY into the touchpoint table':<44} {copy_rate:>11,.0f} rows/s   (ceiling)"
+        f"   load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}",
+        flush=True,
+    )
 
     process, base_url, log = gunicorn_start(url, args.workers)
     try:
@@ -391,9 +421,12 @@ def main(argv: list[str] | None = None) -> dict:
             _touchpoint_tables_empty()
             result = module.measure(ctx)
             results[name] = result
-            _report(name.rsplit(".", 1)[1], result, copy_rate)
+            label = LABELS.get(name, name.rsplit(".", 1)[1]).format(rows=result.get("rows", 0))
+            _report(label, result, copy_rate, TARGETS.get(name))
     finally:
         gunicorn_stop(process)
+    load = os.getloadavg()
+    print(f"  load average after the run: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     print(f"(gunicorn log: {log})")
     return results
 

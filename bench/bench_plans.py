@@ -101,15 +101,14 @@ def generate(n: int, webhook_url: str) -> int:
             [n],
         )
         c.execute(
-            "INSERT INTO customers_engagement (customer_id, frequency, stage, stage_rule, "
-            "last_engagement_at, expected_gap_days) "
-            "SELECT g, 5, 'cooling', '', now() - interval '20 days', 5 "
-            "FROM generate_series(1, %s) g",
+            "INSERT INTO customers_engagement (customer_id, stage, stage_rule) "
+            "SELECT g, 'cooling', '' FROM generate_series(1, %s) g",
             [n],
         )
         c.execute(
-            "INSERT INTO customers_scorestate (customer_id, decay_sum) "
-            "SELECT g, 3 FROM generate_series(1, %s) g",
+            "INSERT INTO customers_scorestate (customer_id, decay_sum, frequency, "
+            "last_engagement_at, expected_gap_days) "
+            "SELECT g, 3, 5, now() - interval '20 days', 5 FROM generate_series(1, %s) g",
             [n],
         )
         c.execute("SELECT setval(pg_get_serial_sequence('customers_customer', 'id'), %s)", [n])
@@ -157,7 +156,7 @@ def generate(n: int, webhook_url: str) -> int:
         )
         # The last action was before enrollment, so nobody exits as re-engaged.
         c.execute(
-            "UPDATE customers_engagement SET last_engagement_at = %s - interval '60 days'", [now]
+            "UPDATE customers_scorestate SET last_engagement_at = %s - interval '60 days'", [now]
         )
         for table in ("campaigns_enrollment", "customers_engagement", "customers_customer"):
             c.execute(f"VACUUM ANALYZE {table}")

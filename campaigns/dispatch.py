@@ -91,7 +91,7 @@ ROW_FIELDS = (
     "customer__email_opt_out",
     "customer__owner_id",
     "customer__engagement__customer_id",
-    "customer__engagement__last_engagement_at",
+    "customer__score_state__last_engagement_at",
     "customer__score_state__customer_id",
     "customer__score_state__decay_sum",
 )

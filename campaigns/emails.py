@@ -118,10 +118,9 @@ def merge_fields(
 ) -> dict[str, Any]:
     """The merge-field values for one customer at ``now`` (see module docstring)."""
     config = config or engine_config()
-    engagement = getattr(customer, "engagement", None)
-    last = engagement.last_engagement_at if engagement else None
-    days = (now - last).total_seconds() / 86400 if last else None
     state = getattr(customer, "score_state", None)
+    last = state.last_engagement_at if state else None
+    days = (now - last).total_seconds() / 86400 if last else None
     score = float(config.score(state.decay_sum, now.timestamp())) if state else 0.0
     name = customer.name or customer.email or customer.external_id
     return {

@@ -571,3 +571,8 @@ def validate_step_config(action: str, config: Any) -> dict:
             "secret": _text(config, "secret", required=False, max_length=200),
         }
     raise ValidationError({"action": f"Unknown action {action!r}."})
+
+
+# The results snapshot model lives with the results code (campaigns/results_store.py); the
+# import registers it with the app.
+from campaigns.results_store import PlanResultsSnapshot  # noqa: E402,F401

@@ -81,7 +81,7 @@ def trigger_customers(plan: Plan, *, now: datetime, since: datetime | None = Non
       (since, now] who are still in it; without, everyone currently in the stage (the
       launch preview).
     - recency_days / recency_gap: customers whose last engagement action is older than N
-      days / k× their own usual gap (``Engagement.expected_gap_days``, or the engine's
+      days / k× their own usual gap (``ScoreState.expected_gap_days``, or the engine's
       default gap when the customer has too little history).
     - segment_once: the plan's segment.
     A plan restricted to a segment (always-on with ``segment``) intersects with it.
@@ -109,12 +109,14 @@ def trigger_customers(plan: Plan, *, now: datetime, since: datetime | None = Non
             qs = qs.filter(Exists(entered))
     elif kind == TriggerKind.RECENCY_DAYS:
         days = float(params.get("days", 30))
-        qs = Customer.objects.filter(engagement__last_engagement_at__lte=now - timedelta(days=days))
+        qs = Customer.objects.filter(
+            score_state__last_engagement_at__lte=now - timedelta(days=days)
+        )
     elif kind == TriggerKind.RECENCY_GAP:
         multiple = float(params.get("multiple", 3))
         default_gap = EngagementSettings.load().default_gap_days
         quiet = RawSQL(
-            "SELECT customer_id FROM customers_engagement WHERE last_engagement_at IS NOT NULL "
+            "SELECT customer_id FROM customers_scorestate WHERE last_engagement_at IS NOT NULL "
             f"AND {days_since_sql('last_engagement_at')} > %s * COALESCE(expected_gap_days, %s)",
             [sql_now(now), multiple, default_gap],
         )

@@ -5,7 +5,7 @@ One run (``plans_tick``), under a job lock so overlapping beats skip:
 1. Scheduled plans whose start has come become active.
 2. Exits, before anything is sent, so a customer who came back gets nothing more:
    customer deleted → *deleted*; opted out → *opted_out*; an engagement action after
-   enrollment (``Engagement.last_engagement_at > enrolled_at``) → *reengaged*, counted for
+   enrollment (``ScoreState.last_engagement_at > enrolled_at``) → *reengaged*, counted for
    the last step executed or held out before that action.
 3. Enrolment, plans in priority order (highest first): the trigger's customers (stage-change
    rows since the plan's watermark, recency past N days or k× the customer's usual gap, or
@@ -42,7 +42,7 @@ from campaigns.models import ALWAYS_ON_TRIGGERS, DelayBasis, Enrollment, Plan, S
 from campaigns.selectors import eligible_customers
 from campaigns.services import _enrollments_close
 from customers.locks import job_lock
-from customers.models import Engagement
+from customers.models import ScoreState
 
 CHUNK = 10_000
 FINAL_STATUSES = ("sent", "held_out", "suppressed", "failed", "cancelled")
@@ -121,10 +121,10 @@ def enrollments_exit_due(*, now: datetime) -> dict[str, int]:
             reason="customer opted out",
             now=now,
         )
-    last_action = Engagement.objects.filter(customer=OuterRef("customer")).values(
+    last_action = ScoreState.objects.filter(customer=OuterRef("customer")).values(
         "last_engagement_at"
     )[:1]
-    came_back = Engagement.objects.filter(
+    came_back = ScoreState.objects.filter(
         customer=OuterRef("customer"), last_engagement_at__gt=OuterRef("enrolled_at")
     )
     preceding_step = (
@@ -178,7 +178,7 @@ def plan_enrol_due(plan: Plan, *, now: datetime, chunk: int = CHUNK) -> tuple[in
     candidates = eligible_customers(plan, now=now, since=since)
     rows = list(
         candidates.order_by("pk").values_list(
-            "pk", "engagement__stage", "engagement__last_engagement_at"
+            "pk", "engagement__stage", "score_state__last_engagement_at"
         )
     )
     enrolled = moved = 0

@@ -7,6 +7,8 @@ offline. One calm look for every chart: the same font, margins and stage colours
 
 from __future__ import annotations
 
+import functools
+
 import plotly.graph_objects as go
 import plotly.io as pio
 from django.utils.safestring import SafeString, mark_safe
@@ -34,6 +36,51 @@ def styled(fig: go.Figure, *, height: int = 320) -> go.Figure:
         legend={"orientation": "h", "y": -0.2},
     )
     return fig
+
+
+CONFIG = {"displaylogo": False, "responsive": True}
+HOUSE_LAYOUT = {
+    "margin": {"l": 48, "r": 16, "t": 32, "b": 40},
+    "font": {"family": "system-ui, -apple-system, Segoe UI, sans-serif", "size": 13},
+    "paper_bgcolor": "rgba(0,0,0,0)",
+    "plot_bgcolor": "rgba(0,0,0,0)",
+    "legend": {"orientation": "h", "y": -0.2},
+}
+
+
+@functools.cache
+def _template() -> dict:
+    """Plotly's default template as plain data (what ``go.Figure`` embeds), built once."""
+    return pio.templates[pio.templates.default].to_plotly_json()
+
+
+def _merged(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merged(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def figure_div_data(
+    data: list[dict], layout: dict | None = None, *, height: int = 320
+) -> SafeString:
+    """Like ``figure_div``, for a figure written as plain plotly.js data (``{"type":
+    "scatter", …}``) and layout: same look and HTML, without plotly's object model, whose
+    validation and deep copies cost ~20 ms per chart — most of a page's time where a page
+    draws four charts per request (customer page, dashboard)."""
+    layout = _merged(layout or {}, {**HOUSE_LAYOUT, "height": height})
+    layout["template"] = _template()
+    html = pio.to_html(
+        {"data": data, "layout": layout},
+        validate=False,
+        full_html=False,
+        include_plotlyjs=False,
+        config=CONFIG,
+    )
+    return mark_safe(html)  # plotly escapes the data it embeds
 
 
 def figure_div(fig: go.Figure, *, height: int = 320) -> SafeString:

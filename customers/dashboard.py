@@ -1,48 +1,58 @@
-"""What the dashboard shows, read from summary rows and indexes — never from touchpoints.
+"""What the dashboard shows: summary rows computed off the request path, and small reads.
 
-Sources, chosen so the page costs about the same at a thousand or a million customers:
+A request reads (a handful of primary-key or small-index reads, the same at a thousand or a
+million customers):
 
-- customers per stage: one ``GROUP BY`` on the engagement table's stage index;
-- stage flow: stage-change rows of the last 30 days (index on ``changed_at``);
-- score distribution: the latest nightly snapshot (about a thousand packed rows for a
-  million customers), histogrammed with numpy and cached for the snapshot's day;
-- disengaging now: customers whose *current* stage is cooling or at risk and began this week;
-- stage sizes over time: ``StageDaily`` (one row per stage per day);
-- last job runs.
+- the newest ``DashboardSummary`` row: customers per stage, the stage flow over 30 days,
+  the score histogram, "disengaging now" (count, revenue, the biggest accounts' ids);
+- the biggest disengaging accounts themselves (by id);
+- stage sizes over 90 days from ``StageDaily`` (one row per stage per day);
+- the last job runs.
+
+``dashboard_summary_refresh`` computes the summary — the whole-table aggregations, once per
+refresh instead of once per request: a ``GROUP BY`` over the engagement stage index, the
+stage-change rows of the last 30 days (index on ``changed_at``), one pass over the decay-sum
+index for the live score histogram, and the partial index of customers who entered cooling
+or at risk (``engagement_slipping_since_idx``). It runs from the screens' beat task
+(``success.tasks.summaries_refresh_task``, every minute, when an engine job has finished
+since the last summary or it is older than ``MAX_AGE``).
 """
 
 from __future__ import annotations
 
 import itertools
+import time
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 import numpy as np
-import plotly.graph_objects as go
-from django.core.cache import cache
-from django.db.models import Count, Max, Sum
+from django.db.models import Count, Sum
 from django.utils import timezone
 from django.utils.safestring import SafeString
 
-from customers.charts import STAGE_COLORS, figure_div
-from customers.engine import snapshots
+from customers.charts import STAGE_COLORS, figure_div_data
+from customers.engagement import engine_config
 from customers.models import (
     Customer,
+    DashboardSummary,
     Engagement,
     JobRun,
-    ScoreSnapshot,
     Stage,
     StageChange,
     StageDaily,
 )
+from customers.selectors import score_band_q
 
 FLOW_DAYS = 30
 TREND_DAYS = 90
 DISENGAGING_DAYS = 7
 DISENGAGING_STAGES = (Stage.COOLING, Stage.AT_RISK)
+DISENGAGING_TOP = 8
 SCORE_BINS = np.linspace(0, 100, 21)  # 5-point buckets
 STAGE_LABELS = dict(Stage.choices)
+MAX_AGE = timedelta(minutes=10)
+SUMMARIES_KEPT = 50
 
 
 def stage_counts() -> dict[str, int]:
@@ -69,41 +79,94 @@ def stage_flows(*, now: datetime, days: int = FLOW_DAYS) -> list[tuple[str, str,
     return sorted(((f, t, n) for f, t, n in rows), key=lambda r: -r[2])
 
 
+def score_counts(*, now: datetime, edges=SCORE_BINS) -> list[int]:
+    """Customers per score bin at ``now`` (bins half-open, the last one closed), in one pass:
+    each bin is a decay-sum range (``score_band_q``), counted with ``FILTER``."""
+    config = engine_config()
+    bands = list(itertools.pairwise(float(e) for e in edges))
+    aggregates = {}
+    for i, (low, high) in enumerate(bands):
+        q = score_band_q(low, None, now=now, config=config)
+        if i < len(bands) - 1:
+            q &= ~score_band_q(high, None, now=now, config=config)
+        aggregates[f"b{i}"] = Count("pk", filter=q)
+    counts = Customer.objects.filter(score_state__isnull=False).order_by().aggregate(**aggregates)
+    return [counts[f"b{i}"] for i in range(len(bands))]
+
+
+def disengaging_query(*, now: datetime, days: int = DISENGAGING_DAYS):
+    """Customers who entered cooling or at risk in the last ``days`` days and are still there
+    (the partial index ``engagement_slipping_since_idx`` finds them)."""
+    return Customer.objects.filter(
+        engagement__stage__in=DISENGAGING_STAGES,
+        engagement__stage_since__gte=now - timedelta(days=days),
+    )
+
+
+def dashboard_summary_compute(*, now: datetime | None = None) -> DashboardSummary:
+    """The dashboard's whole-table figures at ``now`` (unsaved)."""
+    now = now or timezone.now()
+    started = time.perf_counter()
+    counts = stage_counts()
+    current = disengaging_query(now=now)
+    totals = current.order_by().aggregate(n=Count("pk"), revenue=Sum("lifetime_revenue"))
+    top = list(
+        current.order_by("-lifetime_revenue", "pk").values_list("pk", flat=True)[:DISENGAGING_TOP]
+    )
+    return DashboardSummary(
+        computed_at=now,
+        customers=sum(counts.values()),
+        stage_counts=counts,
+        flows=[list(row) for row in stage_flows(now=now)],
+        flow_days=FLOW_DAYS,
+        score_edges=[float(e) for e in SCORE_BINS],
+        score_counts=score_counts(now=now),
+        disengaging_customers=totals["n"] or 0,
+        disengaging_revenue=totals["revenue"] or Decimal(0),
+        disengaging_top=top,
+        disengaging_days=DISENGAGING_DAYS,
+        seconds=round(time.perf_counter() - started, 3),
+    )
+
+
+def dashboard_summary_refresh(*, now: datetime | None = None) -> DashboardSummary:
+    """Compute and store a new summary row; older rows beyond the last ``SUMMARIES_KEPT``
+    are deleted. Call it after anything that moves stages or scores (engine jobs); the
+    screens' beat task does, every minute."""
+    summary = dashboard_summary_compute(now=now)
+    summary.save()
+    stale = DashboardSummary.objects.order_by("-id").values_list("id", flat=True)[
+        SUMMARIES_KEPT : SUMMARIES_KEPT + 1
+    ]
+    if stale:
+        DashboardSummary.objects.filter(id__lte=stale[0]).delete()
+    return summary
+
+
+def dashboard_summary_latest() -> DashboardSummary | None:
+    return DashboardSummary.objects.order_by("-id").first()
+
+
+def dashboard_summary_due(*, now: datetime | None = None) -> bool:
+    """Whether a new summary is needed: none yet, older than ``MAX_AGE``, or an engine job
+    finished since the newest one was computed."""
+    now = now or timezone.now()
+    latest = DashboardSummary.objects.order_by("-id").values_list("computed_at", flat=True)
+    last = latest.first()
+    if last is None or now - last >= MAX_AGE:
+        return True
+    return JobRun.objects.filter(finished_at__gt=last, customers_processed__gt=0).exists()
+
+
 @dataclass(frozen=True)
 class ScoreHistogram:
-    day: date | None
+    as_of: datetime | None
     counts: list[int]
     edges: list[float]
 
     @property
     def total(self) -> int:
         return sum(self.counts)
-
-
-def snapshot_scores(day: date, *, blocks: list[int] | None = None) -> np.ndarray:
-    """Every customer's score in ``day``'s snapshot (NaN-free), optionally some blocks only."""
-    rows = ScoreSnapshot.objects.filter(day=day)
-    if blocks is not None:
-        rows = rows.filter(block__in=blocks)
-    parts = [snapshots.unpack_scores(blob) for blob in rows.values_list("scores", flat=True)]
-    if not parts:
-        return np.zeros(0)
-    scores = np.concatenate(parts)
-    return scores[~np.isnan(scores)]
-
-
-def score_histogram() -> ScoreHistogram:
-    """Score distribution from the latest snapshot; cached for that snapshot's day."""
-    latest = ScoreSnapshot.objects.aggregate(day=Max("day"))["day"]
-    if latest is None:
-        return ScoreHistogram(None, [], SCORE_BINS.tolist())
-    key = f"dashboard:score-histogram:{latest.isoformat()}"
-    cached = cache.get(key)
-    if cached is None:
-        counts, _ = np.histogram(snapshot_scores(latest), bins=SCORE_BINS)
-        cached = counts.tolist()
-        cache.set(key, cached, 24 * 3600)
-    return ScoreHistogram(latest, cached, SCORE_BINS.tolist())
 
 
 @dataclass(frozen=True)
@@ -113,16 +176,10 @@ class Disengaging:
     top: list[Customer]
 
 
-def disengaging_now(*, now: datetime, days: int = DISENGAGING_DAYS, top: int = 8) -> Disengaging:
-    """Customers who entered cooling or at risk in the last ``days`` days and are still
-    there, with their lifetime revenue: the value slipping away right now."""
-    current = Customer.objects.filter(
-        engagement__stage__in=DISENGAGING_STAGES,
-        engagement__stage_since__gte=now - timedelta(days=days),
-    )
-    totals = current.order_by().aggregate(n=Count("pk"), revenue=Sum("lifetime_revenue"))
-    biggest = list(current.select_related("engagement").order_by("-lifetime_revenue", "pk")[:top])
-    return Disengaging(totals["n"] or 0, totals["revenue"] or Decimal(0), biggest)
+def disengaging_top(ids: list[int]) -> list[Customer]:
+    """The summary's biggest disengaging accounts, in its order (one query by primary key)."""
+    found = Customer.objects.select_related("engagement").in_bulk(ids)
+    return [found[i] for i in ids if i in found]
 
 
 def stage_trend(*, today: date, days: int = TREND_DAYS) -> dict[str, list[tuple[date, int]]]:
@@ -142,19 +199,18 @@ def recent_job_runs(limit: int = 6) -> list[JobRun]:
 
 
 def stage_bar_figure(counts: dict[str, int]) -> SafeString:
-    fig = go.Figure(
-        go.Bar(
-            x=[STAGE_LABELS[s] for s in counts],
-            y=list(counts.values()),
-            marker_color=[STAGE_COLORS[s] for s in counts],
-            text=[f"{n:,}" for n in counts.values()],
-            textposition="outside",
-            cliponaxis=False,
-            hovertemplate="%{x}: %{y:,} customers<extra></extra>",
-        )
-    )
-    fig.update_yaxes(showgrid=True, gridcolor="#eef0f4", rangemode="tozero")
-    return figure_div(fig, height=300)
+    bar = {
+        "type": "bar",
+        "x": [STAGE_LABELS[s] for s in counts],
+        "y": list(counts.values()),
+        "marker": {"color": [STAGE_COLORS[s] for s in counts]},
+        "text": [f"{n:,}" for n in counts.values()],
+        "textposition": "outside",
+        "cliponaxis": False,
+        "hovertemplate": "%{x}: %{y:,} customers<extra></extra>",
+    }
+    layout = {"yaxis": {"showgrid": True, "gridcolor": "#eef0f4", "rangemode": "tozero"}}
+    return figure_div_data([bar], layout, height=300)
 
 
 def stage_flow_figure(flows: list[tuple[str, str, int]]) -> SafeString | None:
@@ -162,87 +218,96 @@ def stage_flow_figure(flows: list[tuple[str, str, int]]) -> SafeString | None:
         return None
     stages = Stage.values
     # Left column: stage before the move; right column: stage after it.
-    labels = [STAGE_LABELS[s] for s in stages] * 2
-    colors = [STAGE_COLORS[s] for s in stages] * 2
     index = {s: i for i, s in enumerate(stages)}
-    fig = go.Figure(
-        go.Sankey(
-            arrangement="snap",
-            node={"label": labels, "color": colors, "pad": 14, "thickness": 14},
-            link={
-                "source": [index[f] for f, _, _ in flows],
-                "target": [len(stages) + index[t] for _, t, _ in flows],
-                "value": [n for _, _, n in flows],
-                "color": "rgba(120,130,150,0.25)",
-                "hovertemplate": "%{source.label} → %{target.label}: %{value:,}<extra></extra>",
-            },
-        )
-    )
-    return figure_div(fig, height=320)
+    sankey = {
+        "type": "sankey",
+        "arrangement": "snap",
+        "node": {
+            "label": [STAGE_LABELS[s] for s in stages] * 2,
+            "color": [STAGE_COLORS[s] for s in stages] * 2,
+            "pad": 14,
+            "thickness": 14,
+        },
+        "link": {
+            "source": [index[f] for f, _, _ in flows],
+            "target": [len(stages) + index[t] for _, t, _ in flows],
+            "value": [n for _, _, n in flows],
+            "color": "rgba(120,130,150,0.25)",
+            "hovertemplate": "%{source.label} → %{target.label}: %{value:,}<extra></extra>",
+        },
+    }
+    return figure_div_data([sankey], height=320)
 
 
 def score_histogram_figure(histogram: ScoreHistogram) -> SafeString | None:
     if not histogram.total:
         return None
     edges = histogram.edges
-    fig = go.Figure(
-        go.Bar(
-            x=[(a + b) / 2 for a, b in itertools.pairwise(edges)],
-            y=histogram.counts,
-            width=[b - a for a, b in itertools.pairwise(edges)],
-            marker_color="#2f6fdb",
-            marker_line={"color": "#fff", "width": 1},
-            customdata=[f"{a:.0f}–{b:.0f}" for a, b in itertools.pairwise(edges)],
-            hovertemplate="score %{customdata}: %{y:,} customers<extra></extra>",
-        )
-    )
-    fig.update_xaxes(title_text="score", range=[0, 100])
-    fig.update_yaxes(title_text="customers", gridcolor="#eef0f4")
-    return figure_div(fig, height=300)
+    bar = {
+        "type": "bar",
+        "x": [(a + b) / 2 for a, b in itertools.pairwise(edges)],
+        "y": histogram.counts,
+        "width": [b - a for a, b in itertools.pairwise(edges)],
+        "marker": {"color": "#2f6fdb", "line": {"color": "#fff", "width": 1}},
+        "customdata": [f"{a:.0f}–{b:.0f}" for a, b in itertools.pairwise(edges)],
+        "hovertemplate": "score %{customdata}: %{y:,} customers<extra></extra>",
+    }
+    layout = {
+        "xaxis": {"title": {"text": "score"}, "range": [0, 100]},
+        "yaxis": {"title": {"text": "customers"}, "gridcolor": "#eef0f4"},
+    }
+    return figure_div_data([bar], layout, height=300)
 
 
 def stage_trend_figure(series: dict[str, list[tuple[date, int]]]) -> SafeString | None:
     if not any(series.values()):
         return None
-    fig = go.Figure()
-    for stage, points in series.items():
-        if not points:
-            continue
-        fig.add_trace(
-            go.Scatter(
-                x=[d for d, _ in points],
-                y=[n for _, n in points],
-                name=STAGE_LABELS.get(stage, stage),
-                mode="lines",
-                line={"color": STAGE_COLORS.get(stage, "#888"), "width": 2},
-                hovertemplate="%{x|%b %d}: %{y:,}<extra>"
-                + STAGE_LABELS.get(stage, stage)
-                + "</extra>",
-            )
-        )
-    fig.update_yaxes(gridcolor="#eef0f4", rangemode="tozero")
-    return figure_div(fig, height=320)
+    data = [
+        {
+            "type": "scatter",
+            "x": [d for d, _ in points],
+            "y": [n for _, n in points],
+            "name": STAGE_LABELS.get(stage, stage),
+            "mode": "lines",
+            "line": {"color": STAGE_COLORS.get(stage, "#888"), "width": 2},
+            "hovertemplate": "%{x|%b %d}: %{y:,}<extra>"
+            + STAGE_LABELS.get(stage, stage)
+            + "</extra>",
+        }
+        for stage, points in series.items()
+        if points
+    ]
+    layout = {"yaxis": {"gridcolor": "#eef0f4", "rangemode": "tozero"}}
+    return figure_div_data(data, layout, height=320)
 
 
 def dashboard_context(*, now: datetime | None = None) -> dict:
-    """Everything the dashboard template needs (a handful of indexed queries)."""
+    """Everything the dashboard template needs: the newest summary row plus small reads.
+
+    Without any summary yet (a fresh install before beat's first run) one is computed here,
+    once."""
     now = now or timezone.now()
-    counts = stage_counts()
-    flows = stage_flows(now=now)
-    histogram = score_histogram()
-    trend = stage_trend(today=now.date())
+    summary = dashboard_summary_latest() or dashboard_summary_refresh(now=now)
+    counts = {value: summary.stage_counts.get(value, 0) for value in Stage.values}
+    flows = [(f, t, n) for f, t, n in summary.flows]
+    histogram = ScoreHistogram(summary.computed_at, summary.score_counts, summary.score_edges)
     return {
-        "customer_total": sum(counts.values()),
+        "summary": summary,
+        "customer_total": summary.customers,
         "stage_counts": [(STAGE_LABELS[s], s, n) for s, n in counts.items()],
         "stage_bar": stage_bar_figure(counts),
         "flow_chart": stage_flow_figure(flows),
         "flow_moves": sum(n for _, _, n in flows),
-        "flow_days": FLOW_DAYS,
+        "flow_days": summary.flow_days,
         "histogram": histogram,
         "histogram_chart": score_histogram_figure(histogram),
-        "disengaging": disengaging_now(now=now),
-        "disengaging_days": DISENGAGING_DAYS,
-        "trend_chart": stage_trend_figure(trend),
+        "disengaging": Disengaging(
+            summary.disengaging_customers,
+            summary.disengaging_revenue,
+            disengaging_top(summary.disengaging_top),
+        ),
+        "disengaging_days": summary.disengaging_days,
+        "trend_chart": stage_trend_figure(stage_trend(today=now.date())),
         "trend_days": TREND_DAYS,
         "job_runs": recent_job_runs(),
     }

@@ -462,10 +462,10 @@ def _write_chunk(chunk: _Chunk) -> None:
         for row in chunk.customer_rows
     ]
     customer_cols = (*CUSTOMER_COLUMNS, "is_identified", "created_at", "updated_at")
-    engagement_rows = [(row[0], 0, "new", "") for row in chunk.customer_rows]
-    engagement_cols = ("customer_id", "frequency", "stage", "stage_rule")
-    score_rows = [(row[0], 0.0) for row in chunk.customer_rows]
-    score_cols = ("customer_id", "decay_sum")
+    engagement_rows = [(row[0], "new", "") for row in chunk.customer_rows]
+    engagement_cols = ("customer_id", "stage", "stage_rule")
+    score_rows = [(row[0], 0.0, 0) for row in chunk.customer_rows]
+    score_cols = ("customer_id", "decay_sum", "frequency")
     times = np.datetime_as_string(chunk.tp_time, unit="s")
     touchpoint_cols = (
         "customer_id",

@@ -48,11 +48,11 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("stage", "engagement__stage"),
     ("stage_since", "engagement__stage_since"),
     ("score", "export_score"),
-    ("p_still_engaged", "engagement__p_alive"),
-    ("last_engagement_at", "engagement__last_engagement_at"),
-    ("days_since_last_engagement", "engagement__last_engagement_at"),
-    ("engagement_actions", "engagement__frequency"),
-    ("typical_gap_days", "engagement__expected_gap_days"),
+    ("p_still_engaged", "score_state__p_alive"),
+    ("last_engagement_at", "score_state__last_engagement_at"),
+    ("days_since_last_engagement", "score_state__last_engagement_at"),
+    ("engagement_actions", "score_state__frequency"),
+    ("typical_gap_days", "score_state__expected_gap_days"),
     ("trend_30d", "engagement__trend_30d"),
 )
 HEADER = [name for name, _ in COLUMNS]
@@ -137,16 +137,21 @@ class ExportFilterError(ValueError):
     """A query parameter of the export that cannot be applied; the message says why."""
 
 
-FILTERS = ("ids", "stage", "region", "plan", "spend_tier", "owner")
+EXTRA_PARAMS = ("ids",)
 
 
 def customers_for_export(params, *, user) -> QuerySet[Customer]:
-    """Customers selected by simple query parameters: ``ids`` (comma-separated), ``stage``,
-    ``region``, ``plan``, ``spend_tier``, ``owner`` (a username, or ``me``). None: everyone."""
-    unknown = sorted(set(params) - set(FILTERS))
+    """Customers selected by query parameters: every filter of the customer screens
+    (``CustomerFilter``: what the list's and a segment's "Export CSV" links carry), plus
+    ``ids`` (comma-separated) and ``owner`` as a username or ``me``. None: everyone.
+    Raises ``ExportFilterError`` with a message for an unknown or malformed parameter."""
+    from customers.filters import CustomerFilter
+
+    unknown = sorted(set(params) - set(EXTRA_PARAMS) - set(CustomerFilter.base_filters))
     if unknown:
         raise ExportFilterError(
-            f"Unknown filter(s): {', '.join(unknown)}. Use {', '.join(FILTERS)}."
+            f"Unknown filter(s): {', '.join(unknown)}. Use ids or the customer list's filters "
+            f"({', '.join(CustomerFilter.base_filters)})."
         )
     queryset = Customer.objects.order_by("id")
     if raw_ids := params.get("ids", "").strip():
@@ -159,19 +164,22 @@ def customers_for_export(params, *, user) -> QuerySet[Customer]:
         if len(ids) > MAX_IDS:
             raise ExportFilterError(f"At most {MAX_IDS:,} ids; export a filter instead.")
         queryset = queryset.filter(pk__in=ids)
-    if stage := params.get("stage", "").strip():
-        if stage not in Stage.values:
-            raise ExportFilterError(f"stage must be one of {', '.join(Stage.values)}.")
-        queryset = queryset.filter(engagement__stage=stage)
-    if spend := params.get("spend_tier", "").strip():
-        if spend not in SpendTier.values:
-            raise ExportFilterError(f"spend_tier must be one of {', '.join(SpendTier.values)}.")
-        queryset = queryset.filter(spend_tier=spend)
-    for name in ("region", "plan"):
-        if value := params.get(name, "").strip():
-            queryset = queryset.filter(**{name: value})
-    if owner := params.get("owner", "").strip():
+    for name, choices in (("stage", Stage.values), ("spend_tier", SpendTier.values)):
+        for value in params.getlist(name) if hasattr(params, "getlist") else [params[name]]:
+            if value and value not in choices:
+                raise ExportFilterError(f"{name} must be one of {', '.join(choices)}.")
+    data = params.copy()
+    data.pop("ids", None)
+    owner = params.get("owner", "").strip()
+    if owner and not owner.isdigit():  # the screens send a user id; people type a username
+        data.pop("owner")
         queryset = (
             queryset.filter(owner=user) if owner == "me" else queryset.filter(owner__username=owner)
         )
-    return queryset
+    filterset = CustomerFilter(data, queryset=queryset, now=timezone.now())
+    if not filterset.is_valid():
+        problems = "; ".join(
+            f"{name}: {' '.join(errors)}" for name, errors in filterset.errors.items()
+        )
+        raise ExportFilterError(f"Invalid filter: {problems}")
+    return filterset.qs.order_by("id")

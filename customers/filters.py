@@ -22,7 +22,10 @@ from customers.selectors import score_band_q
 
 
 def _owner_choices():
-    return get_user_model().objects.filter(owned_customers__isnull=False).distinct()
+    """Users who own customers: an ``EXISTS`` per user on the owner index (a ``DISTINCT``
+    over the join reads every owned customer: 230 ms at a million customers)."""
+    owns = Customer.objects.filter(owner=OuterRef("pk"))
+    return get_user_model().objects.filter(Exists(owns)).order_by("username")
 
 
 class CustomerFilter(django_filters.FilterSet):
@@ -30,16 +33,18 @@ class CustomerFilter(django_filters.FilterSet):
     the filter invalid (``is_valid()`` / ``errors``) instead of being ignored."""
 
     q = django_filters.CharFilter(method="filter_search", label="Search")
+    # distinct=False: one engagement row per customer, so no duplicates to remove, and a
+    # DISTINCT would stop PostgreSQL from walking the sort index (a sort of every match).
     stage = django_filters.MultipleChoiceFilter(
-        field_name="engagement__stage", choices=Stage.choices, label="Stage"
+        field_name="engagement__stage", choices=Stage.choices, label="Stage", distinct=False
     )
     score_min = django_filters.NumberFilter(method="filter_score", label="Score from")
     score_max = django_filters.NumberFilter(method="filter_score", label="Score to")
     p_alive_min = django_filters.NumberFilter(
-        field_name="engagement__p_alive", lookup_expr="gte", label="P(still engaged) from"
+        field_name="score_state__p_alive", lookup_expr="gte", label="P(still engaged) from"
     )
     p_alive_max = django_filters.NumberFilter(
-        field_name="engagement__p_alive", lookup_expr="lte", label="P(still engaged) to"
+        field_name="score_state__p_alive", lookup_expr="lte", label="P(still engaged) to"
     )
     inactive_days_min = django_filters.NumberFilter(
         method="filter_inactive_min", label="No engagement action for at least (days)"
@@ -56,7 +61,7 @@ class CustomerFilter(django_filters.FilterSet):
     region = django_filters.CharFilter(field_name="region", label="Region")
     plan = django_filters.CharFilter(field_name="plan", label="Plan")
     spend_tier = django_filters.MultipleChoiceFilter(
-        field_name="spend_tier", choices=SpendTier.choices, label="Spend tier"
+        field_name="spend_tier", choices=SpendTier.choices, label="Spend tier", distinct=False
     )
     owner = django_filters.ModelChoiceFilter(
         field_name="owner", queryset=_owner_choices(), label="Owner"
@@ -100,13 +105,13 @@ class CustomerFilter(django_filters.FilterSet):
     def filter_inactive_min(self, queryset: QuerySet, name: str, value) -> QuerySet:
         cutoff = self.now - timedelta(days=float(value))
         return queryset.filter(
-            Q(engagement__last_engagement_at__lte=cutoff)
-            | Q(engagement__last_engagement_at__isnull=True)
+            Q(score_state__last_engagement_at__lte=cutoff)
+            | Q(score_state__last_engagement_at__isnull=True)
         )
 
     def filter_inactive_max(self, queryset: QuerySet, name: str, value) -> QuerySet:
         cutoff = self.now - timedelta(days=float(value))
-        return queryset.filter(engagement__last_engagement_at__gte=cutoff)
+        return queryset.filter(score_state__last_engagement_at__gte=cutoff)
 
     def filter_renewal(self, queryset: QuerySet, name: str, value) -> QuerySet:
         today = self.now.date()

@@ -44,20 +44,20 @@ class SortKey:
     nullable: bool
 
 
-LAST = "engagement__last_engagement_at"
+LAST = "score_state__last_engagement_at"
 SORTS: dict[str, SortKey] = {
     "-score": SortKey("Score, highest first", SCORE_ORDER_FIELD, "float", True, False),
     "score": SortKey("Score, lowest first", SCORE_ORDER_FIELD, "float", False, False),
     "-last_engagement": SortKey(
         "Last engagement, most recent first",
-        "engagement__last_engagement_at",
+        "score_state__last_engagement_at",
         "datetime",
         True,
         True,
     ),
     "last_engagement": SortKey(
         "Last engagement, longest ago first",
-        "engagement__last_engagement_at",
+        "score_state__last_engagement_at",
         "datetime",
         False,
         True,

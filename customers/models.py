@@ -80,6 +80,8 @@ class Customer(models.Model):
             models.Index(fields=["renewal_date"], name="customer_renewal_idx"),
             models.Index(fields=["-lifetime_revenue", "id"], name="customer_revenue_idx"),
             models.Index(fields=["signup_date"], name="customer_signup_idx"),
+            # The list sorted by name (keyset pages on (name, id)).
+            models.Index(fields=["name", "id"], name="customer_name_idx"),
         ]
 
     def __str__(self) -> str:
@@ -120,7 +122,12 @@ class Touchpoint(models.Model):
     customer = models.ForeignKey(
         Customer, on_delete=models.CASCADE, related_name="touchpoints", db_index=False
     )
-    type = models.ForeignKey(TouchpointType, on_delete=models.PROTECT, related_name="touchpoints")
+    # No index of its own either: nothing looks touchpoints up by type alone (the covering
+    # index below includes it), and each index costs every ingest path on every row. The
+    # PROTECT check on deleting a type scans instead — rare, and an admin action.
+    type = models.ForeignKey(
+        TouchpointType, on_delete=models.PROTECT, related_name="touchpoints", db_index=False
+    )
     occurred_at = models.DateTimeField()
     value = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True)
     source = models.CharField(max_length=64, default="api")
@@ -151,10 +158,60 @@ class Touchpoint(models.Model):
 
 
 class Engagement(models.Model):
-    """The engine's current view of one customer; written only by the engine."""
+    """One customer's lifecycle stage and its explanation; written only by the engine, and
+    only when the stage or its rule changes (and by the nightly pass, for the trend).
+
+    What every new touchpoint changes (decay sum, activity, P(alive), due time) lives in the
+    narrow ``ScoreState`` row instead, so the incremental refresh writes one row version per
+    customer and leaves this table's stage indexes alone (see docs/performance.md).
+    """
 
     customer = models.OneToOneField(
         Customer, primary_key=True, on_delete=models.CASCADE, related_name="engagement"
+    )
+    trend_30d = models.FloatField(
+        null=True, blank=True, help_text="Score now minus score 30 days ago."
+    )
+    stage = models.CharField(max_length=16, choices=Stage.choices, default=Stage.NEW)
+    stage_since = models.DateTimeField(null=True, blank=True)
+    stage_rule = models.CharField(max_length=32, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["stage"], name="engagement_stage_idx"),
+            # "Disengaging now" (dashboard summary): who entered cooling / at risk lately.
+            models.Index(
+                fields=["stage_since"],
+                condition=Q(stage__in=["cooling", "at_risk"]),
+                name="engagement_slipping_since_idx",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.customer_id}: {self.stage}"
+
+
+class ScoreState(models.Model):
+    """One customer's live engine state: everything a new touchpoint changes, in one narrow row.
+
+    No stored score: at any instant the 0–100 score is one monotone function of decay_sum
+    shared by all customers (see customers/engine/decay.py), so it is computed live on read
+    and never goes stale; score filters and sorts use the index on decay_sum.
+
+    Narrow on purpose, for the two hot write paths:
+
+    - the incremental refresh writes one row version per changed customer here (and touches
+      ``Engagement`` only when the stage moves): one heap update and four index entries
+      instead of two updates and seven;
+    - a weight or half-life change rebuilds this table in one parallel ``CREATE TABLE … AS``
+      and swaps it in (``engagement_scores_rebuild``) instead of updating a million rows.
+    """
+
+    customer = models.OneToOneField(
+        Customer, primary_key=True, on_delete=models.CASCADE, related_name="score_state"
+    )
+    decay_sum = models.FloatField(
+        default=0.0, help_text="Σ weight·2^((t−epoch)/half-life): forward-decay accumulator."
     )
     first_engagement_at = models.DateTimeField(null=True, blank=True)
     last_engagement_at = models.DateTimeField(null=True, blank=True)
@@ -165,12 +222,6 @@ class Engagement(models.Model):
     p_alive = models.FloatField(
         null=True, blank=True, help_text="Probability the customer is still engaged (MBG/NBD)."
     )
-    trend_30d = models.FloatField(
-        null=True, blank=True, help_text="Score now minus score 30 days ago."
-    )
-    stage = models.CharField(max_length=16, choices=Stage.choices, default=Stage.NEW)
-    stage_since = models.DateTimeField(null=True, blank=True)
-    stage_rule = models.CharField(max_length=32, blank=True)
     stage_due_at = models.DateTimeField(
         null=True, blank=True, help_text="When time alone would move the stage next."
     )
@@ -178,37 +229,10 @@ class Engagement(models.Model):
 
     class Meta:
         indexes = [
-            models.Index(fields=["stage"], name="engagement_stage_idx"),
-            models.Index(fields=["p_alive"], name="engagement_palive_idx"),
-            models.Index(fields=["last_engagement_at"], name="engagement_last_idx"),
-            models.Index(fields=["stage_due_at"], name="engagement_due_idx"),
+            models.Index(fields=["-decay_sum"], name="score_decay_idx"),
+            models.Index(fields=["last_engagement_at"], name="score_last_idx"),
+            models.Index(fields=["stage_due_at"], name="score_due_idx"),
         ]
-
-    def __str__(self) -> str:
-        return f"{self.customer_id}: {self.stage}"
-
-
-class ScoreState(models.Model):
-    """One customer's forward-decay accumulator, alone in a narrow table.
-
-    No stored score: at any instant the 0–100 score is one monotone function of decay_sum
-    shared by all customers (see customers/engine/decay.py), so it is computed live on read
-    and never goes stale; score filters and sorts use the index on decay_sum.
-
-    Narrow on purpose: a weight or half-life change rebuilds this table in one parallel
-    ``CREATE TABLE … AS`` and swaps it in (``engagement.rescore_swap``) instead of
-    updating a million wide rows, and the incremental refresh writes small row versions.
-    """
-
-    customer = models.OneToOneField(
-        Customer, primary_key=True, on_delete=models.CASCADE, related_name="score_state"
-    )
-    decay_sum = models.FloatField(
-        default=0.0, help_text="Σ weight·2^((t−epoch)/half-life): forward-decay accumulator."
-    )
-
-    class Meta:
-        indexes = [models.Index(fields=["-decay_sum"], name="score_decay_idx")]
 
     def __str__(self) -> str:
         return f"{self.customer_id}: {self.decay_sum:.6g}"
@@ -287,7 +311,13 @@ class PendingTouchpoint(models.Model):
     """
 
     id = models.BigAutoField(primary_key=True)
-    touchpoint = models.OneToOneField(Touchpoint, on_delete=models.CASCADE, related_name="+")
+    # No database foreign key: its per-row check was a fifth of a bulk import's CPU, and
+    # nothing needs it — the refresh joins the queue to touchpoints (a row whose touchpoint
+    # is gone contributes nothing and is deleted with the rest), and deletes through the
+    # ORM still cascade here (Django's collector, not the database, does that).
+    touchpoint = models.OneToOneField(
+        Touchpoint, on_delete=models.CASCADE, related_name="+", db_constraint=False
+    )
     customer_id = models.BigIntegerField(db_index=True)
 
     def __str__(self) -> str:
@@ -466,3 +496,31 @@ class EngineLease(models.Model):
 
     def __str__(self) -> str:
         return f"lease {self.name} held by {self.holder}"
+
+
+class DashboardSummary(models.Model):
+    """The dashboard's whole-table figures, computed off the request path.
+
+    Written by ``customers.dashboard.dashboard_summary_refresh`` (beat, every minute, and
+    after engine jobs); the dashboard reads the newest row, so a request never aggregates
+    over the engagement, score or stage-change tables. Older rows are pruned.
+    """
+
+    computed_at = models.DateTimeField()
+    customers = models.BigIntegerField(default=0)
+    stage_counts = models.JSONField(default=dict)  # {stage: customers}
+    flows = models.JSONField(default=list)  # [[from stage, to stage, moves], ...]
+    flow_days = models.IntegerField(default=30)
+    score_edges = models.JSONField(default=list)  # histogram bin edges, 0–100
+    score_counts = models.JSONField(default=list)  # customers per bin
+    disengaging_customers = models.BigIntegerField(default=0)
+    disengaging_revenue = models.DecimalField(max_digits=18, decimal_places=2, default=0)
+    disengaging_top = models.JSONField(default=list)  # customer ids, most revenue first
+    disengaging_days = models.IntegerField(default=7)
+    seconds = models.FloatField(default=0.0, help_text="Time the refresh took.")
+
+    class Meta:
+        get_latest_by = "id"
+
+    def __str__(self) -> str:
+        return f"dashboard summary as of {self.computed_at:%Y-%m-%d %H:%M:%S}"

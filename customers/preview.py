@@ -265,11 +265,11 @@ def _stage_moves(
         Engagement.objects.order_by("customer_id").values_list(
             "customer_id",
             "customer__signup_date",
-            "first_engagement_at",
-            "last_engagement_at",
-            "frequency",
-            "expected_gap_days",
-            "p_alive",
+            "customer__score_state__first_engagement_at",
+            "customer__score_state__last_engagement_at",
+            "customer__score_state__frequency",
+            "customer__score_state__expected_gap_days",
+            "customer__score_state__p_alive",
             "stage",
             "stage_since",
         )

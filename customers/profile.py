@@ -7,17 +7,16 @@ their touchpoints on the (customer, time) index.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 import numpy as np
-import plotly.graph_objects as go
 from django.db.models import BinaryField, Count, Value
 from django.db.models.functions import Substr
 from django.utils.safestring import SafeString
 
 from customers.actions import ActionEffect, TouchRow, action_effects
-from customers.charts import STAGE_COLORS, figure_div
+from customers.charts import STAGE_COLORS, figure_div_data
 from customers.engine import snapshots
 from customers.models import Channel, Customer, ScoreSnapshot, Stage, StageChange, Touchpoint
 
@@ -112,6 +111,15 @@ class CustomerProfile:
     channels: list[tuple[str, str, int]]
     touchpoints: list[TouchRow]
     effects: list[ActionEffect]
+    enrollments: list = field(default_factory=list)  # campaigns.Enrollment, executions prefetched
+
+
+def plan_enrollments(customer: Customer) -> list:
+    """The customer's plan enrollments, newest first, each with every step execution —
+    performed, held out (control arm), suppressed or failed (two queries)."""
+    from campaigns.selectors import customer_enrollments
+
+    return list(customer_enrollments(customer))
 
 
 def customer_profile(customer: Customer, *, now: datetime) -> CustomerProfile:
@@ -123,6 +131,7 @@ def customer_profile(customer: Customer, *, now: datetime) -> CustomerProfile:
         channels=channel_counts(customer),
         touchpoints=touchpoints,
         effects=action_effects(touchpoints, now=now),
+        enrollments=plan_enrollments(customer),
     )
 
 
@@ -130,97 +139,97 @@ def customer_profile(customer: Customer, *, now: datetime) -> CustomerProfile:
 
 
 def score_gauge_figure(score: float) -> SafeString:
-    fig = go.Figure(
-        go.Indicator(
-            mode="gauge",  # the number is shown in HTML below: plotly mispositions it on resize
-            value=round(score, 1),
-            gauge={
-                "axis": {"range": [0, 100]},
-                "bar": {"color": "#2f6fdb", "thickness": 0.3},
-                "steps": [
-                    {"range": [0, 25], "color": "#fbe9e5"},
-                    {"range": [25, 50], "color": "#fdf3dc"},
-                    {"range": [50, 100], "color": "#e6f4ec"},
-                ],
-            },
-        )
-    )
-    fig.update_layout(margin={"l": 24, "r": 24, "t": 24, "b": 8})
-    div = figure_div(fig, height=200)
-    return div
+    gauge = {
+        "type": "indicator",
+        "mode": "gauge",  # the number is shown in HTML below: plotly mispositions it on resize
+        "value": round(score, 1),
+        "gauge": {
+            "axis": {"range": [0, 100]},
+            "bar": {"color": "#2f6fdb", "thickness": 0.3},
+            "steps": [
+                {"range": [0, 25], "color": "#fbe9e5"},
+                {"range": [25, 50], "color": "#fdf3dc"},
+                {"range": [50, 100], "color": "#e6f4ec"},
+            ],
+        },
+    }
+    return figure_div_data([gauge], height=200)
 
 
 def score_history_figure(history: list[HistoryPoint]) -> SafeString | None:
     if not history:
         return None
-    fig = go.Figure(
-        go.Scatter(
-            x=[p.day for p in history],
-            y=[p.score for p in history],
-            mode="lines",
-            name="score",
-            line={"color": "#2f6fdb", "width": 2},
-            hovertemplate="%{x|%b %d}: %{y:.1f}<extra>score</extra>",
-        )
-    )
+    data = [
+        {
+            "type": "scatter",
+            "x": [p.day for p in history],
+            "y": [p.score for p in history],
+            "mode": "lines",
+            "name": "score",
+            "line": {"color": "#2f6fdb", "width": 2},
+            "hovertemplate": "%{x|%b %d}: %{y:.1f}<extra>score</extra>",
+        }
+    ]
     p_alive = [p for p in history if p.p_alive is not None]
     if p_alive:
-        fig.add_trace(
-            go.Scatter(
-                x=[p.day for p in p_alive],
-                y=[p.p_alive * 100 for p in p_alive],
-                mode="lines",
-                name="P(still engaged) %",
-                line={"color": "#1b9e77", "width": 1.5, "dash": "dot"},
-                hovertemplate="%{x|%b %d}: %{y:.0f}%<extra>P(still engaged)</extra>",
-            )
+        data.append(
+            {
+                "type": "scatter",
+                "x": [p.day for p in p_alive],
+                "y": [p.p_alive * 100 for p in p_alive],
+                "mode": "lines",
+                "name": "P(still engaged) %",
+                "line": {"color": "#1b9e77", "width": 1.5, "dash": "dot"},
+                "hovertemplate": "%{x|%b %d}: %{y:.0f}%<extra>P(still engaged)</extra>",
+            }
         )
-    fig.update_yaxes(range=[0, 100], gridcolor="#eef0f4")
-    return figure_div(fig, height=260)
+    return figure_div_data(data, {"yaxis": {"range": [0, 100], "gridcolor": "#eef0f4"}}, height=260)
 
 
 def stage_timeline_figure(changes: list[StageChange], *, now: datetime) -> SafeString | None:
     if not changes:
         return None
     order = [Stage.LAPSED, Stage.AT_RISK, Stage.COOLING, Stage.NEW, Stage.REENGAGED, Stage.ENGAGED]
-    xs = [c.changed_at for c in changes] + [now]
-    ys = [STAGE_LABELS[c.to_stage] for c in changes] + [STAGE_LABELS[changes[-1].to_stage]]
-    fig = go.Figure(
-        go.Scatter(
-            x=xs,
-            y=ys,
-            mode="lines+markers",
-            line={"shape": "hv", "color": "#9aa3b5", "width": 2},
-            marker={
-                "size": [10] * len(changes) + [0],
-                "color": [STAGE_COLORS[c.to_stage] for c in changes] + ["#9aa3b5"],
-            },
-            hovertemplate="%{x|%b %d, %Y}: %{y}<extra></extra>",
-        )
-    )
-    fig.update_yaxes(
-        categoryorder="array", categoryarray=[STAGE_LABELS[s] for s in order], gridcolor="#eef0f4"
-    )
-    fig.update_layout(showlegend=False)
-    return figure_div(fig, height=240)
+    trace = {
+        "type": "scatter",
+        "x": [c.changed_at for c in changes] + [now],
+        "y": [STAGE_LABELS[c.to_stage] for c in changes] + [STAGE_LABELS[changes[-1].to_stage]],
+        "mode": "lines+markers",
+        "line": {"shape": "hv", "color": "#9aa3b5", "width": 2},
+        "marker": {
+            "size": [10] * len(changes) + [0],
+            "color": [STAGE_COLORS[c.to_stage] for c in changes] + ["#9aa3b5"],
+        },
+        "hovertemplate": "%{x|%b %d, %Y}: %{y}<extra></extra>",
+    }
+    layout = {
+        "yaxis": {
+            "categoryorder": "array",
+            "categoryarray": [STAGE_LABELS[s] for s in order],
+            "gridcolor": "#eef0f4",
+        },
+        "showlegend": False,
+    }
+    return figure_div_data([trace], layout, height=240)
 
 
 def touchpoint_timeline_figure(rows: list[TouchRow]) -> SafeString | None:
     if not rows:
         return None
-    fig = go.Figure()
     by_channel: dict[str, list[TouchRow]] = {}
     for row in rows:
         by_channel.setdefault(row.channel, []).append(row)
+    data = []
     for channel, items in sorted(by_channel.items()):
         label = CHANNEL_LABELS.get(channel, channel)
-        fig.add_trace(
-            go.Scatter(
-                x=[r.occurred_at for r in items],
-                y=[label] * len(items),
-                mode="markers",
-                name=label,
-                marker={
+        data.append(
+            {
+                "type": "scatter",
+                "x": [r.occurred_at for r in items],
+                "y": [label] * len(items),
+                "mode": "markers",
+                "name": label,
+                "marker": {
                     "color": CHANNEL_COLORS.get(channel, "#888"),
                     "size": 9,
                     "opacity": 0.7,
@@ -228,10 +237,9 @@ def touchpoint_timeline_figure(rows: list[TouchRow]) -> SafeString | None:
                         "diamond" if not r.counts_as_engagement else "circle" for r in items
                     ],
                 },
-                customdata=[r.type_label for r in items],
-                hovertemplate="%{x|%b %d, %Y %H:%M}: %{customdata}<extra></extra>",
-            )
+                "customdata": [r.type_label for r in items],
+                "hovertemplate": "%{x|%b %d, %Y %H:%M}: %{customdata}<extra></extra>",
+            }
         )
-    fig.update_layout(showlegend=False)
-    fig.update_xaxes(gridcolor="#eef0f4")
-    return figure_div(fig, height=60 + 34 * len(by_channel))
+    layout = {"showlegend": False, "xaxis": {"gridcolor": "#eef0f4"}}
+    return figure_div_data(data, layout, height=60 + 34 * len(by_channel))

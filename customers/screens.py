@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from django import forms
+from django.db.models import prefetch_related_objects
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -104,6 +105,8 @@ def customer_list(request: HttpRequest) -> HttpResponse:
 def customer_detail(request: HttpRequest, pk: int) -> HttpResponse:
     now = timezone.now()
     customer = get_object_or_404(customers_with_state(now=now), pk=pk)
+    # Notes with their authors in two queries, not one per note (success/_customer_notes).
+    prefetch_related_objects([customer], "notes__author")
     try:
         explanation = engagement_explain(customer, now=now)
     except Engagement.DoesNotExist:

@@ -228,6 +228,7 @@ def _width_error(row_no: int, row: list[str], width: int) -> RowError | None:
 
 
 def future_skew() -> timedelta:
-    from django.conf import settings
+    """The allowed clock skew: one setting for every ingest path."""
+    from customers.timestamps import max_future_skew
 
-    return timedelta(seconds=settings.IMPORT_FUTURE_SKEW_SECONDS)
+    return max_future_skew()

@@ -7,6 +7,7 @@ name, so a typo in a deployment fails at start-up rather than as a puzzling beha
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -45,6 +46,21 @@ def env_int(name: str, default: int) -> int:
         return int(value)
     except ValueError:
         raise ImproperlyConfigured(f"{name} must be an integer, not {value!r}.") from None
+
+
+def env_int_renamed(name: str, old_names: tuple[str, ...], default: int) -> int:
+    """``env_int(name)``; while ``name`` is unset, the first of its deprecated ``old_names``
+    that is set still counts (with a warning at start-up), so existing deployments keep
+    their value after a rename."""
+    if os.environ.get(name, "").strip():
+        return env_int(name, default)
+    for old in old_names:
+        if os.environ.get(old, "").strip():
+            warnings.warn(
+                f"{old} is deprecated; set {name} instead.", DeprecationWarning, stacklevel=2
+            )
+            return env_int(old, default)
+    return default
 
 
 def env_list(name: str, default: list[str]) -> list[str]:

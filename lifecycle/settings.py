@@ -16,6 +16,7 @@ from lifecycle.env import (
     database_from_url,
     env_bool,
     env_int,
+    env_int_renamed,
     env_list,
     env_str,
     sqlite_database,
@@ -138,9 +139,17 @@ STORAGES = {
 }
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
 
+# --- Ingest time rules (REST API, tracking API, CSV import) -----------------------------------
+# Events stamped further than this ahead of the server's clock (after the tracking API's
+# clock-skew correction; for CSV, ahead of the import's start) are rejected. One setting for
+# every ingest path; the three older names still count while it is unset (deprecated).
+MAX_FUTURE_SKEW_SECONDS = env_int_renamed(
+    "MAX_FUTURE_SKEW_SECONDS",
+    ("API_MAX_FUTURE_SKEW_SECONDS", "TRACKING_FUTURE_SKEW_SECONDS", "IMPORT_FUTURE_SKEW_SECONDS"),
+    300,
+)
+
 # --- CSV import ------------------------------------------------------------------------------
-# Events further than this ahead of the import's start are rejected (clock skew allowance).
-IMPORT_FUTURE_SKEW_SECONDS = env_int("IMPORT_FUTURE_SKEW_SECONDS", 300)
 # Largest file the upload screen accepts (the management command has no limit).
 IMPORT_MAX_UPLOAD_MB = env_int("IMPORT_MAX_UPLOAD_MB", 1024)
 
@@ -233,14 +242,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
 }
-# Touchpoints may be at most this far ahead of the server clock (client clock skew).
-API_MAX_FUTURE_SKEW_SECONDS = env_int("API_MAX_FUTURE_SKEW_SECONDS", 300)
 # Largest bulk request body; 10,000 items with small properties fit in ~3 MB.
 API_BULK_MAX_BODY_BYTES = env_int("API_BULK_MAX_BODY_BYTES", 20 * 1024 * 1024)
-
-# --- Tracking API (Segment-compatible /v1/*) ---------------------------------------------------
-# Events stamped further in the future than this (after clock-skew correction) are refused.
-TRACKING_FUTURE_SKEW_SECONDS = env_int("TRACKING_FUTURE_SKEW_SECONDS", 300)
 
 # --- Security --------------------------------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True

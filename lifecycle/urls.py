@@ -22,6 +22,7 @@ urlpatterns = [
     # Public pages linked from plan emails (signed tokens, no login).
     path("c/", include("campaigns.public_urls")),
     path("imports/", include("imports.urls")),
+    path("plans/", include("campaigns.urls")),
     path("", include("customers.urls")),
     path("", include("tracking.urls")),
     path("", include("success.urls")),

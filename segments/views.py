@@ -185,9 +185,11 @@ def segment_compare(request: HttpRequest) -> HttpResponse:
 
 @role_required(*MARKETING)
 def segment_launch(request: HttpRequest, pk: int) -> HttpResponse:
-    """Entry point for launching a re-engagement plan on a segment (plans issue completes it)."""
-    segment = get_object_or_404(Segment, pk=pk)
-    return render(request, "segments/launch.html", {"segment": segment})
+    """Entry point for launching a re-engagement plan on a segment: the plans app's page
+    (pick a draft plan to launch on it, or start a new plan for it)."""
+    from campaigns.views import segment_plans
+
+    return segment_plans(request, pk)
 
 
 @require_POST

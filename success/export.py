@@ -1,12 +1,9 @@
 """CSV export of the renewal-risk list.
 
-Spreadsheet formula injection: a text cell starting with ``=``, ``+``, ``-``, ``@``, a tab or
-a carriage return would run as a formula when the file is opened in a spreadsheet; such
-cells get a leading apostrophe, which spreadsheets read as "text" and do not show. Numbers we
-format ourselves are written as they are.
-
-TODO(dedupe): the CSV branch adds ``customers/export.py`` with the same ``csv_cell``; once it
-is in main, import it from there and delete the local one.
+Spreadsheet formula injection: cells are written with ``customers.export.csv_cell``, the
+one neutralizer every export shares — a text cell starting with ``=``, ``+``, ``-``, ``@``, a
+tab or a carriage return gets a leading apostrophe, which spreadsheets read as "text" and do
+not show. Numbers we format ourselves are written as they are.
 """
 
 from __future__ import annotations
@@ -19,10 +16,10 @@ from django.db.models import QuerySet
 from django.http import StreamingHttpResponse
 from django.utils import timezone
 
+from customers.export import csv_cell
 from customers.models import Customer
 from success.selectors import renewal_risk_rows
 
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 BATCH = 500
 
 HEADER = [
@@ -42,17 +39,6 @@ HEADER = [
     "reason",
     "last_note",
 ]
-
-
-def csv_cell(value: object) -> str:
-    """One cell's text; text from data that a spreadsheet would run gets an apostrophe."""
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return f"{value:.4f}".rstrip("0").rstrip(".")
-    if isinstance(value, str):
-        return "'" + value if value.startswith(FORMULA_PREFIXES) else value
-    return str(value)
 
 
 class _Echo:
@@ -86,7 +72,7 @@ def renewal_risk_csv_rows(
                     c.renewal_date.isoformat(),
                     e.stage,
                     round(c.score, 1),
-                    e.p_alive,
+                    c.score_state.p_alive,
                     e.trend_30d,
                     c.lifetime_revenue,
                     round(c.revenue_at_risk, 2),

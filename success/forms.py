@@ -1,12 +1,12 @@
 from django import forms
 
 from success.models import CustomerNote
-from success.selectors import DEFAULT_DAYS
+from success.selectors import DEFAULT_DAYS, MAX_DAYS
 
 
 class RiskFilterForm(forms.Form):
     days = forms.IntegerField(
-        label="Renewing within (days)", min_value=1, max_value=730, initial=DEFAULT_DAYS
+        label="Renewing within (days)", min_value=1, max_value=MAX_DAYS, initial=DEFAULT_DAYS
     )
     mine = forms.BooleanField(label="My accounts only", required=False)
     page = forms.IntegerField(min_value=1, required=False)

@@ -33,3 +33,66 @@ class CustomerNote(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} note on {self.customer_id}"
+
+
+class RenewalRisk(models.Model):
+    """One account on the renewal-risk list, ranked: the list precomputed off the request path.
+
+    Rows exist for the accounts renewing within ``success.selectors.MAX_DAYS`` whose
+    engagement is low, falling or slipping (``success.selectors.renewal_risk_candidates``),
+    with the revenue at risk that ranks them. Written by ``success.risk`` (when, see there)
+    so the screen reads 50 rows off an index instead of ranking every renewing account on
+    each request.
+    """
+
+    customer = models.OneToOneField(
+        Customer, primary_key=True, on_delete=models.CASCADE, related_name="renewal_risk"
+    )
+    # Copies of the customer's fields, so the window and "my accounts" filter on this table.
+    renewal_date = models.DateField()
+    owner_id = models.BigIntegerField(null=True, blank=True)
+    risk = models.FloatField(help_text="1 − P(still engaged), or 1 − score/100 without a model.")
+    revenue_at_risk = models.FloatField(help_text="Lifetime revenue × risk.")
+    computed_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [
+            # Pages in rank order; the window is checked on each row walked.
+            models.Index(fields=["-revenue_at_risk", "customer"], name="risk_rank_idx"),
+            models.Index(
+                fields=["owner_id", "-revenue_at_risk", "customer"], name="risk_owner_rank_idx"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.customer_id}: {self.revenue_at_risk:.2f} at risk"
+
+
+class RenewalRiskDay(models.Model):
+    """Accounts on the list and their revenue at risk per renewal day and owner: the list's
+    totals for any window in a few hundred rows instead of an aggregate over the list.
+    Rebuilt with the list (``success.risk``)."""
+
+    renewal_date = models.DateField()
+    owner_id = models.BigIntegerField(null=True, blank=True)
+    accounts = models.IntegerField()
+    revenue_at_risk = models.FloatField()
+
+    class Meta:
+        indexes = [models.Index(fields=["renewal_date", "owner_id"], name="risk_day_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.renewal_date} owner {self.owner_id}: {self.accounts} accounts"
+
+
+class RenewalRiskRefresh(models.Model):
+    """When the renewal-risk list was last recomputed in full (one row, pk=1): the "as of"
+    time the screen shows; and when changed accounts were last looked for."""
+
+    computed_at = models.DateTimeField()
+    checked_at = models.DateTimeField()
+    accounts = models.IntegerField(default=0)
+    seconds = models.FloatField(default=0.0)
+
+    def __str__(self) -> str:
+        return f"renewal risk as of {self.computed_at:%Y-%m-%d %H:%M:%S}"

@@ -11,6 +11,12 @@ Ranking — **revenue at risk** = lifetime revenue × risk, where risk = 1 − P
 probability for yet (no engagement action). Lifetime revenue stands in for the account's
 value because the renewal's own contract value is not in the data; the product of value
 and probability of being gone is the expected loss if nobody acts.
+
+Ranking every renewing account costs a join over a few hundred thousand rows at a million
+customers, too slow for a request. So the list is precomputed: ``renewal_risk_candidates``
+is the definition, ``success.risk.renewal_risk_refresh`` stores its rows (``RenewalRisk``),
+and the screen, the summary and the export read those rows (``renewal_risk_accounts``,
+``renewal_risk_summary``) — as of the last refresh, which the screen shows.
 """
 
 from __future__ import annotations
@@ -21,7 +27,6 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from django.db.models import (
-    Count,
     F,
     FloatField,
     Prefetch,
@@ -37,41 +42,39 @@ from django.utils import timezone
 from customers.engagement import EngineConfig, engine_config
 from customers.models import Customer, Stage, Touchpoint
 from customers.selectors import customers_with_state, score_band_q
-from success.models import CustomerNote
+from success.models import CustomerNote, RenewalRiskDay, RenewalRiskRefresh
 
 DEFAULT_DAYS = 90
+MAX_DAYS = 730  # the longest window the screen offers; the stored list covers it
 LOW_SCORE = 40.0
 FALLING_TREND = -5.0
 RISKY_STAGES = (Stage.COOLING, Stage.AT_RISK, Stage.LAPSED)
 SECONDS_PER_DAY = 86_400
 
 
-def renewal_risk_accounts(
+def renewal_risk_candidates(
     *,
-    days: int = DEFAULT_DAYS,
-    owner=None,
-    today: date | None = None,
+    days: int = MAX_DAYS,
     now: datetime | None = None,
     config: EngineConfig | None = None,
 ) -> QuerySet[Customer]:
-    """Accounts renewing within ``days`` whose engagement is low, falling or slipping, with
-    ``score``, ``risk`` and ``revenue_at_risk`` annotated, highest revenue at risk first.
+    """The live definition of the list: accounts renewing within ``days`` whose engagement
+    is low, falling or slipping, with ``score``, ``risk`` and ``revenue_at_risk`` annotated.
 
-    ``owner``: only that staff user's accounts ("my accounts").
+    Ranks every renewing account, so it is what ``success.risk.renewal_risk_refresh`` stores
+    (off the request path), not what a screen reads: screens read ``renewal_risk_accounts``.
     """
     now = now or timezone.now()
-    today = today or timezone.localdate(now)
+    today = timezone.localdate(now)
     config = config or engine_config()
     accounts = Customer.objects.filter(renewal_date__range=(today, today + timedelta(days=days)))
-    if owner is not None:
-        accounts = accounts.filter(owner=owner)
     slipping = (
         score_band_q(None, LOW_SCORE, now=now, config=config)
         | Q(engagement__trend_30d__lt=FALLING_TREND)
         | Q(engagement__stage__in=RISKY_STAGES)
     )
     risk = Coalesce(
-        Value(1.0) - F("engagement__p_alive"),
+        Value(1.0) - F("score_state__p_alive"),
         Value(1.0) - F("score") / Value(100.0),
         output_field=FloatField(),
     )
@@ -83,16 +86,58 @@ def renewal_risk_accounts(
     )
 
 
+def renewal_risk_accounts(
+    *,
+    days: int = DEFAULT_DAYS,
+    owner=None,
+    today: date | None = None,
+    now: datetime | None = None,
+    config: EngineConfig | None = None,
+) -> QuerySet[Customer]:
+    """The accounts on the list (as of its last refresh) renewing within ``days``, highest
+    revenue at risk first, with ``score`` (live), ``risk`` and ``revenue_at_risk``.
+
+    Reads the precomputed ``RenewalRisk`` rows: a page walks the rank index and joins 50
+    customers. ``owner``: only that staff user's accounts ("my accounts").
+    """
+    now = now or timezone.now()
+    today = today or timezone.localdate(now)
+    window = {"renewal_risk__renewal_date__range": (today, today + timedelta(days=days))}
+    if owner is not None:
+        window["renewal_risk__owner_id"] = owner.pk
+    return (
+        customers_with_state(Customer.objects.filter(**window), now=now, config=config)
+        .annotate(risk=F("renewal_risk__risk"), revenue_at_risk=F("renewal_risk__revenue_at_risk"))
+        .order_by("-revenue_at_risk", "id")
+    )
+
+
 @dataclass(frozen=True)
 class RiskSummary:
     accounts: int
     revenue_at_risk: float
+    as_of: datetime | None
 
 
-def renewal_risk_summary(accounts: QuerySet[Customer]) -> RiskSummary:
-    """How many accounts the list holds and their total revenue at risk (one query)."""
-    totals = accounts.order_by().aggregate(n=Count("id"), total=Sum("revenue_at_risk"))
-    return RiskSummary(accounts=totals["n"] or 0, revenue_at_risk=totals["total"] or 0.0)
+def renewal_risk_summary(
+    *, days: int = DEFAULT_DAYS, owner=None, today: date | None = None
+) -> RiskSummary:
+    """How many accounts the list holds and their total revenue at risk, and when the list
+    was computed: sums over the per-day totals (``RenewalRiskDay``, at most a row per day
+    and owner), one primary-key read."""
+    today = today or timezone.localdate()
+    days_rows = RenewalRiskDay.objects.filter(
+        renewal_date__range=(today, today + timedelta(days=days))
+    )
+    if owner is not None:
+        days_rows = days_rows.filter(owner_id=owner.pk)
+    totals = days_rows.aggregate(n=Sum("accounts"), total=Sum("revenue_at_risk"))
+    refreshed = RenewalRiskRefresh.objects.filter(pk=1).values_list("computed_at", flat=True)
+    return RiskSummary(
+        accounts=totals["n"] or 0,
+        revenue_at_risk=totals["total"] or 0.0,
+        as_of=refreshed.first(),
+    )
 
 
 def last_action_types(customers: Sequence[Customer]) -> dict[int, str]:
@@ -103,9 +148,9 @@ def last_action_types(customers: Sequence[Customer]) -> dict[int, str]:
     so it can differ from the stored touchpoint time by microseconds: match within a second.
     """
     lasts = {
-        c.pk: c.engagement.last_engagement_at
+        c.pk: c.score_state.last_engagement_at
         for c in customers
-        if c.engagement.last_engagement_at is not None
+        if c.score_state.last_engagement_at is not None
     }
     if not lasts:
         return {}
@@ -172,9 +217,9 @@ def renewal_risk_rows(customers: Iterable[Customer], *, now: datetime | None = N
         c.reason = risk_reason(
             score=c.score,
             trend=e.trend_30d,
-            last_action_at=e.last_engagement_at,
+            last_action_at=c.score_state.last_engagement_at,
             last_action_key=keys.get(c.pk),
-            expected_gap_days=e.expected_gap_days,
+            expected_gap_days=c.score_state.expected_gap_days,
             signup=c.signup_date,
             now=now,
         )

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.core.paginator import Paginator
+from django.db.models import prefetch_related_objects
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -9,10 +10,12 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
+from campaigns.selectors import cs_tasks_for, cs_tasks_unassigned
 from customers.models import Customer
-from customers.roles import Role, role_required
+from customers.roles import Role, has_role, role_required
 from success.export import renewal_risk_csv_response
 from success.forms import NoteForm, RiskFilterForm
+from success.risk import renewal_risk_ensure
 from success.selectors import (
     FALLING_TREND,
     LOW_SCORE,
@@ -23,6 +26,7 @@ from success.selectors import (
 from success.services import NoteError, customer_note_add
 
 PAGE_SIZE = 50
+CS_TASKS_SHOWN = 100
 
 
 def _accounts(request: HttpRequest, form: RiskFilterForm):
@@ -37,8 +41,12 @@ def renewal_risk(request: HttpRequest) -> HttpResponse:
     form = RiskFilterForm(request.GET)
     context: dict = {"form": form, "low_score": LOW_SCORE, "falling": -FALLING_TREND}
     if form.is_valid():
+        renewal_risk_ensure()
         accounts = _accounts(request, form)
-        summary = renewal_risk_summary(accounts)
+        summary = renewal_risk_summary(
+            days=form.cleaned_data["days"],
+            owner=request.user if form.cleaned_data["mine"] else None,
+        )
         # The count comes from the summary: no second COUNT query for the paginator.
         paginator = Paginator(accounts, PAGE_SIZE)
         paginator.count = summary.accounts
@@ -51,6 +59,11 @@ def renewal_risk(request: HttpRequest) -> HttpResponse:
             query=request.GET.copy(),
         )
         context["query"].pop("page", None)
+    # Tasks plans made for this user's accounts (and, for admins, the unassigned ones).
+    context["cs_tasks"] = list(cs_tasks_for(request.user)[:CS_TASKS_SHOWN])
+    if has_role(request.user, Role.ADMIN):
+        context["cs_tasks_unassigned"] = list(cs_tasks_unassigned()[:CS_TASKS_SHOWN])
+    context["now"] = timezone.now()
     status = 200 if form.is_valid() else 400
     return render(request, "success/renewal_risk.html", context, status=status)
 
@@ -64,6 +77,7 @@ def renewal_risk_export(request: HttpRequest) -> HttpResponse:
             status=400,
             content_type="text/plain",
         )
+    renewal_risk_ensure()
     filename = f"renewal-risk-{timezone.localdate():%Y-%m-%d}.csv"
     return renewal_risk_csv_response(_accounts(request, form), filename=filename)
 
@@ -88,6 +102,7 @@ def customer_note_create(request: HttpRequest, pk: int) -> HttpResponse:
     else:
         error = " ".join(f"{' '.join(v)}" for v in form.errors.values())
     if request.headers.get("HX-Request"):
+        prefetch_related_objects([customer], "notes__author")
         return render(
             request,
             "success/_customer_notes.html",

@@ -8,15 +8,13 @@ the session login and from CSRF (no cookie is involved). Answers are JSON with `
 
 from __future__ import annotations
 
-from datetime import timedelta
-
-from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
 from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from customers.timestamps import max_future_skew
 from tracking.messages import (
     KINDS,
     MAX_BATCH_BYTES,
@@ -43,10 +41,6 @@ def _error(status: int, code: str, message: str, **extra) -> JsonResponse:
     if status == 401:
         response["WWW-Authenticate"] = 'Basic realm="Lifecycle tracking API"'
     return response
-
-
-def _future_skew() -> timedelta:
-    return timedelta(seconds=settings.TRACKING_FUTURE_SKEW_SECONDS)
 
 
 def _read(request: HttpRequest, limit: int, endpoint: str) -> dict:
@@ -98,7 +92,7 @@ def tracking_endpoint(request: HttpRequest, endpoint: str) -> JsonResponse:
             index=None,
             batch_sent_at=None,
             received_at=received_at,
-            future_skew=_future_skew(),
+            future_skew=max_future_skew(),
         )
     except MessageError as exc:
         rejections_record(
@@ -128,7 +122,7 @@ def _batch(source, data: dict, received_at) -> JsonResponse:
             return _error(400, "invalid_batch", str(exc))
     messages: list[Message] = []
     rejections: list[Rejection] = []
-    skew = _future_skew()
+    skew = max_future_skew()
     for index, item in enumerate(items):
         try:
             messages.append(

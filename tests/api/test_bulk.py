@@ -133,7 +133,7 @@ def test_small_clock_skew_is_accepted_and_old_events_are_backfilled(marketer_api
 
 
 def test_future_skew_is_configurable(marketer_api, customers, settings):
-    settings.API_MAX_FUTURE_SKEW_SECONDS = 0
+    settings.MAX_FUTURE_SKEW_SECONDS = 0
     soon = (timezone.now() + timedelta(seconds=60)).isoformat()
     response = marketer_api.post(BULK, {"items": [item(0, occurred_at=soon)]}, format="json")
     assert "more than 0 seconds ahead" in response.json()["errors"][0]["errors"]["occurred_at"][0]
@@ -228,3 +228,54 @@ def test_nul_characters_are_refused_not_a_500(marketer_api, customers):
     body = marketer_api.post(BULK, {"mode": "partial", "items": items}, format="json").json()
     errors = {e["index"]: e["errors"] for e in body["errors"]}
     assert "NUL" in errors[0]["properties"][0] and "NUL" in errors[1]["idempotency_key"][0]
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "words"),
+    [
+        ({"idempotency_key": "k" * 256}, "idempotency_key", "longer than 255"),
+        ({"customer_external_id": "c" * 256}, "customer_external_id", "longer than 255"),
+        ({"source": "s" * 65}, "source", "longer than 64"),
+        ({"type": "t" * 65}, "type", "longer than 64"),
+        ({"customer_external_id": "c\x00"}, "customer_external_id", "NUL"),
+        ({"source": "s\x00"}, "source", "NUL"),
+        ({"type": "login\x00"}, "type", "NUL"),
+        ({"occurred_at": "2026-01-05T10:00:00"}, "occurred_at", "no timezone"),
+    ],
+)
+def test_overlong_and_nul_fields_are_400_by_index(marketer_api, customers, changes, field, words):
+    items = [item(0), item(1, **changes)]
+    response = marketer_api.post(BULK, {"items": items}, format="json")
+    assert response.status_code == 400
+    (error,) = response.json()["errors"]
+    assert error["index"] == 1 and words in error["errors"][field][0]
+    assert not Touchpoint.objects.exists()
+
+
+def test_overlong_batch_source_is_400(marketer_api, customers):
+    response = marketer_api.post(BULK, {"source": "s" * 65, "items": [item(0)]}, format="json")
+    assert response.status_code == 400 and "1 to 64" in response.json()["source"][0]
+    response = marketer_api.post(BULK, {"source": "s\x00", "items": [item(0)]}, format="json")
+    assert response.status_code == 400 and "NUL" in response.json()["source"][0]
+
+
+def test_the_documented_partial_example_answers_as_docs_api_md_shows(marketer_api, db):
+    CustomerFactory(external_id="acme-42")
+    items = [
+        {
+            "customer_external_id": "acme-42",
+            "type": "purchase",
+            "occurred_at": "2026-06-01T12:00:00Z",
+            "idempotency_key": "order-1001",
+            "value": "49.00",
+            "properties": {"sku": "A7"},
+        },
+        {"customer_external_id": "acme-42", "type": "login", "occurred_at": "2026-06-01T11:58:00"},
+    ]
+    body = marketer_api.post(
+        BULK, {"mode": "partial", "source": "shop", "items": items}, format="json"
+    ).json()
+    assert (body["created"], body["duplicates"], body["rejected"]) == (1, 0, 1)
+    errors = body["errors"][0]["errors"]
+    assert errors["occurred_at"][0].startswith("This timestamp has no timezone.")
+    assert errors["idempotency_key"][0].startswith("idempotency_key is required. Bulk items")

@@ -49,6 +49,12 @@ def test_create_goes_through_the_engine_queue(marketer_api, db):
         ({"customer_external_id": None, "customer": 99999}, "customer", "does not exist"),
         ({"value": "abc"}, "value", "number"),
         ({"properties": [1]}, "properties", "dictionary"),
+        ({"idempotency_key": "k" * 256}, "idempotency_key", "no more than 255"),
+        ({"idempotency_key": "k\x00"}, "idempotency_key", "Null characters"),
+        ({"source": "s" * 65}, "source", "no more than 64"),
+        ({"customer_external_id": "c" * 256}, "customer_external_id", "255"),
+        ({"customer_external_id": "c\x00"}, "customer_external_id", "ull character"),
+        ({"properties": {"note": "a\x00b"}}, "properties", "NUL"),
     ],
 )
 def test_create_validation_messages(marketer_api, db, changes, field, words):

@@ -87,7 +87,8 @@ def browser() -> Iterator:
 
 
 def _migration_rows_ensure() -> None:
-    """The rows data migrations create (touchpoint types, settings, role groups).
+    """The rows data migrations create (touchpoint types, settings, role groups, tracking's
+    default event mappings).
 
     Browser tests start from a flushed database (see ``BROWSER_DB``); idempotent.
     """
@@ -100,6 +101,8 @@ def _migration_rows_ensure() -> None:
 
     defaults = importlib.import_module("customers.migrations.0002_defaults_and_roles")
     defaults.create_defaults(apps, None)
+    mappings = importlib.import_module("tracking.migrations.0002_default_mappings")
+    mappings.create_mappings(apps, None)
     for role in Role:
         Group.objects.get_or_create(name=role.value)
 
@@ -177,8 +180,14 @@ def assert_charts_render(page, *, at_least: int = 1) -> None:
     assert page.js_errors == []
 
 
-def screenshot(page, name: str) -> None:
+def screenshot(page, name: str, *, element: str | None = None) -> None:
+    """The whole page (or the ``element`` selector) into docs/screenshots/<name>.png, when
+    ``LIFECYCLE_SCREENSHOTS=1``."""
     if os.environ.get("LIFECYCLE_SCREENSHOTS") == "1":
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        path = str(SCREENSHOTS / f"{name}.png")
+        if element:
+            page.locator(element).screenshot(path=path)
+            return
         page.evaluate("window.scrollTo(0, 0)")  # else the sticky header lands mid-page
-        page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+        page.screenshot(path=path, full_page=True)

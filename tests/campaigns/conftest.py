@@ -13,7 +13,7 @@ from django.core import mail
 
 from campaigns import services
 from campaigns.models import Plan
-from customers.models import Customer, Engagement, StageChange
+from customers.models import Customer, Engagement, ScoreState, StageChange
 from tests.api.conftest import admin_api, api, cs_api, marketer_api, token_client  # noqa: F401
 from tests.factories import CustomerFactory
 
@@ -25,9 +25,8 @@ def quiet_customers(n: int, *, at: datetime = T0, stage: str = "cooling", **fiel
     at ``at`` (a stage-change row, as the engine writes)."""
     customers = [CustomerFactory(**fields) for _ in range(n)]
     ids = [c.pk for c in customers]
-    Engagement.objects.filter(customer_id__in=ids).update(
-        stage=stage,
-        stage_since=at,
+    Engagement.objects.filter(customer_id__in=ids).update(stage=stage, stage_since=at)
+    ScoreState.objects.filter(customer_id__in=ids).update(
         last_engagement_at=at - timedelta(days=20),
         first_engagement_at=at - timedelta(days=200),
         frequency=10,
@@ -42,7 +41,8 @@ def quiet_customers(n: int, *, at: datetime = T0, stage: str = "cooling", **fiel
 
 def comes_back(customer: Customer, at: datetime) -> None:
     """The engine saw an engagement action at ``at`` (what a refresh writes)."""
-    Engagement.objects.filter(customer=customer).update(last_engagement_at=at, stage="reengaged")
+    Engagement.objects.filter(customer=customer).update(stage="reengaged")
+    ScoreState.objects.filter(customer=customer).update(last_engagement_at=at)
 
 
 def three_step_plan(user, *, name: str = "Win back", holdout: int = 10, **fields) -> Plan:

@@ -7,7 +7,7 @@ from campaigns import services
 from campaigns.models import Enrollment
 from campaigns.selectors import launch_audience
 from campaigns.tick import plans_tick
-from customers.models import Engagement, StageChange
+from customers.models import Engagement, ScoreState, StageChange
 from segments.models import Segment
 from tests.campaigns.conftest import T0, quiet_customers, three_step_plan
 
@@ -48,7 +48,7 @@ def test_customer_who_left_the_stage_before_the_tick_is_not_enrolled(marketer):
 
 def test_recency_in_days(marketer):
     customers = quiet_customers(3, at=T0)  # last action 20 days before T0
-    Engagement.objects.filter(customer=customers[0]).update(
+    ScoreState.objects.filter(customer=customers[0]).update(
         last_engagement_at=T0 - timedelta(days=5)
     )
     plan = three_step_plan(
@@ -63,7 +63,7 @@ def test_recency_as_a_multiple_of_the_customers_own_gap(marketer):
     customers = quiet_customers(3, at=T0)  # 20 days quiet
     gaps = [3.0, 8.0, None]  # 20 > 4×3; 20 < 4×8; no gap: the engine default (14) → 20 < 56
     for customer, gap in zip(customers, gaps, strict=True):
-        Engagement.objects.filter(customer=customer).update(expected_gap_days=gap)
+        ScoreState.objects.filter(customer=customer).update(expected_gap_days=gap)
     plan = three_step_plan(
         marketer, trigger_kind="recency_gap", trigger_params={"multiple": 4}, holdout=0
     )

@@ -121,7 +121,7 @@ def test_refresh_applies_each_touchpoint_exactly_once():
     assert PendingTouchpoint.objects.count() == 0
     expected, _ = brute_force_raw(customer, T0)
     assert stored_raw(customer, T0) == pytest.approx(expected, rel=1e-12)
-    engagement = Engagement.objects.get(customer=customer)
+    engagement = ScoreState.objects.get(customer=customer)
     assert engagement.frequency == 10
     assert engagement.last_engagement_at == T0
     assert engagement.first_engagement_at == T0 - timedelta(days=9)
@@ -133,7 +133,7 @@ def test_non_engagement_touchpoints_score_but_do_not_reset_recency():
     add(customer, "login", T0 - timedelta(days=20))
     add(customer, "cs_call", T0)  # staff called: counts in the score, not as the customer acting
     engagement_refresh(now=T0)
-    engagement = Engagement.objects.get(customer=customer)
+    engagement = ScoreState.objects.get(customer=customer)
     assert engagement.last_engagement_at == T0 - timedelta(days=20)
     assert engagement.frequency == 1
 
@@ -163,7 +163,7 @@ def test_quiet_customer_moves_down_the_stages_on_time_alone():
     now = T0
     last_score = math.inf
     for expected in ["cooling", "at_risk", "lapsed"]:
-        due = Engagement.objects.get(customer=customer).stage_due_at
+        due = ScoreState.objects.get(customer=customer).stage_due_at
         assert due is not None and due > now
         engagement_refresh(now=due - timedelta(seconds=1))
         assert Engagement.objects.get(customer=customer).stage == seen[-1]
@@ -189,7 +189,7 @@ def test_quiet_customer_moves_down_the_stages_on_time_alone():
     ]
     offsets = [round((c.changed_at - last_action).total_seconds() / 86400) for c in changes[1:]]
     assert offsets == [10, 21, 60]
-    assert Engagement.objects.get(customer=customer).stage_due_at is None  # nothing further
+    assert ScoreState.objects.get(customer=customer).stage_due_at is None  # nothing further
 
 
 def test_returning_lapsed_customer_is_reengaged_then_engaged():
@@ -276,7 +276,8 @@ def test_nightly_pass_writes_snapshot_trend_and_daily_totals():
     )
     assert unpack_scores(snap.scores)[customer.pk % 1024] == pytest.approx(score_now, abs=0.01)
     engagement = Engagement.objects.get(customer=customer)
-    assert engagement.trend_30d is not None and engagement.p_alive is not None
+    assert engagement.trend_30d is not None
+    assert engagement.customer.score_state.p_alive is not None
     assert StageDaily.objects.filter(day=T0.date()).count() >= 1
     again = jobs.nightly_start(day=T0.date(), now=T0)
     assert again.status == JobRun.Status.SKIPPED  # the day is done: overlapping run skips

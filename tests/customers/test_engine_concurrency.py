@@ -9,7 +9,7 @@ from django.db import connection, connections, transaction
 from customers import jobs
 from customers.engagement import engagement_refresh, touchpoint_add
 from customers.locks import job_lock
-from customers.models import Engagement, JobRun, TouchpointType
+from customers.models import Engagement, JobRun, ScoreState, TouchpointType
 from customers.services import engine_change_saved, rescore_needed
 from tests.factories import CustomerFactory
 
@@ -49,7 +49,7 @@ def test_touchpoint_committed_late_is_applied_by_a_later_refresh():
     thread.join(30)
     after = engagement_refresh(now=T0)
     assert (during.touchpoints_applied, after.touchpoints_applied) == (0, 1)
-    assert Engagement.objects.get(customer=customer).frequency == 1
+    assert ScoreState.objects.get(customer=customer).frequency == 1
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
@@ -136,9 +136,8 @@ def test_time_alone_refresh_only_touches_customers_due(django_assert_max_num_que
     engagement_refresh(now=T0)
     quiet = [CustomerFactory() for _ in range(20)]
     for c in quiet:
-        Engagement.objects.filter(customer=c).update(
-            stage="lapsed", stage_since=T0, stage_due_at=None
-        )
+        Engagement.objects.filter(customer=c).update(stage="lapsed", stage_since=T0)
+        ScoreState.objects.filter(customer=c).update(stage_due_at=None)
     result = engagement_refresh(now=T0 + timedelta(days=400))
     assert result.customers == 1  # only the one whose stage was due
 
@@ -176,7 +175,7 @@ def test_touchpoints_arriving_around_a_rescore_count_exactly_once():
     )
     engagement = Engagement.objects.get(customer=customer)
     assert engagement.customer.score_state.decay_sum == pytest.approx(expected, rel=1e-12)
-    assert engagement.frequency == 4
+    assert engagement.customer.score_state.frequency == 4
     from customers.models import PendingTouchpoint
 
     assert not PendingTouchpoint.objects.exists()

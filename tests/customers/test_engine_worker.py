@@ -128,4 +128,4 @@ def test_worker_killed_mid_rescore_leaves_consistent_data_and_next_run_finishes(
         assert ScoreState.objects.get(customer_id=cid).decay_sum == pytest.approx(
             expected_sum(cid), rel=1e-12
         )
-        assert Engagement.objects.get(customer_id=cid).frequency == 5
+        assert ScoreState.objects.get(customer_id=cid).frequency == 5

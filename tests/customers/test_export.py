@@ -60,12 +60,9 @@ def test_export_streams_every_customer_with_engagement_columns():
     ScoreState.objects.filter(customer=first).update(
         decay_sum=2.0 ** ((now.timestamp() - config.epoch) / (config.half_life_days * 86400)) * 10
     )
-    Engagement.objects.filter(customer=first).update(
-        stage="engaged",
-        p_alive=0.8123,
-        last_engagement_at=now - timedelta(days=3),
-        frequency=4,
-        trend_30d=-5.5,
+    Engagement.objects.filter(customer=first).update(stage="engaged", trend_30d=-5.5)
+    ScoreState.objects.filter(customer=first).update(
+        p_alive=0.8123, last_engagement_at=now - timedelta(days=3), frequency=4
     )
     evil = CustomerFactory(name="=cmd|' /C calc'!A0", company="@corp", email="x@y.example")
     engine_rows_ensure([evil.pk])
@@ -141,6 +138,32 @@ def test_export_view_filters(login, marketer, cs_user):
     assert exported(client, "?stage=at_risk") == {b.external_id}
     assert exported(client, "") == {a.external_id, b.external_id, c.external_id}
     assert exported(login(cs_user), "?owner=me") == {a.external_id}
+    assert exported(client, f"?owner={cs_user.pk}") == {a.external_id}
+    # Every filter of the customer list (its "Export CSV" link carries them), repeated too.
+    everyone = {a.external_id, b.external_id, c.external_id}
+    assert exported(client, "?stage=at_risk&stage=new") == everyone
+    assert exported(client, "?region=Europe&score_max=100&q=") == {a.external_id, b.external_id}
+
+
+def test_the_customer_list_export_link_exports_what_the_list_shows(login, marketer):
+    """The list's Export CSV link and a segment's carry CustomerFilter parameters."""
+    from segments.models import Segment
+
+    keep = CustomerFactory(region="Europe", plan="Pro")
+    CustomerFactory(region="APAC", plan="Pro")
+    engine_rows_ensure([keep.pk])
+    client = login(marketer)
+    page = client.get(reverse("customer-list") + "?region=Europe&score_min=0")
+    link = next(
+        line for line in page.content.decode().splitlines() if "/customers/export.csv" in line
+    )
+    href = link.split('href="', 1)[1].split('"', 1)[0].replace("&amp;", "&")
+    assert {row[0] for row in read(client.get(href))[1:]} == {keep.external_id}
+    segment = Segment.objects.create(name="Europe", params={"region": ["Europe"]})
+    detail = client.get(reverse("segment-detail", args=[segment.pk])).content.decode()
+    href = detail.split('href="/customers/export.csv', 1)[1].split('"', 1)[0].replace("&amp;", "&")
+    response = client.get("/customers/export.csv" + href)
+    assert {row[0] for row in read(response)[1:]} == {keep.external_id}
 
 
 @pytest.mark.parametrize(
@@ -150,6 +173,7 @@ def test_export_view_filters(login, marketer, cs_user):
         ("?stage=gone", "stage must be one of new, engaged"),
         ("?spend_tier=gold", "spend_tier must be one of"),
         ("?colour=red", "Unknown filter(s): colour."),
+        ("?score_min=lots", "Invalid filter: score_min"),
     ],
 )
 def test_export_view_bad_filters_are_400_with_a_message(login, marketer, query, message):

@@ -51,7 +51,11 @@ def _actual_histogram() -> list[int]:
 def _state():
     return (
         list(ScoreState.objects.order_by("pk").values_list("decay_sum", flat=True)),
-        list(Engagement.objects.order_by("pk").values_list("stage", "frequency")),
+        list(
+            Engagement.objects.order_by("pk").values_list(
+                "stage", "customer__score_state__frequency"
+            )
+        ),
     )
 
 

@@ -6,14 +6,30 @@ from decimal import Decimal
 import numpy as np
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
 from customers.actions import TouchRow, action_effects
-from customers.engagement import engagement_refresh, touchpoint_add
-from customers.engine import snapshots
+from customers.dashboard import (
+    SUMMARIES_KEPT,
+    dashboard_summary_compute,
+    dashboard_summary_due,
+    dashboard_summary_refresh,
+)
+from customers.engagement import engagement_refresh, engine_config, touchpoint_add
+from customers.engine import decay, snapshots
 from customers.listing import SORTS, BadCursor, keyset_page, result_count
-from customers.models import Customer, ScoreSnapshot, StageChange, TouchpointType
+from customers.models import (
+    Customer,
+    DashboardSummary,
+    Engagement,
+    JobRun,
+    ScoreSnapshot,
+    ScoreState,
+    StageChange,
+    TouchpointType,
+)
 from customers.profile import score_history
 from customers.selectors import customers_with_state
 from tests.factories import CustomerFactory
@@ -96,8 +112,9 @@ def test_dashboard_shows_stages_flows_and_disengaging_revenue(
     StageChange.objects.create(
         customer=cooling, from_stage="engaged", to_stage="cooling", changed_at=now, score=40
     )
+    dashboard_summary_refresh()  # the beat task's part
     client = login(marketer)
-    with django_assert_max_num_queries(14):
+    with django_assert_max_num_queries(10):
         page = client.get(reverse("home")).content.decode()
     assert "Disengaging now" in page and cooling.name in page
     assert ">300<" in page  # revenue attached to the one disengaging customer
@@ -105,22 +122,70 @@ def test_dashboard_shows_stages_flows_and_disengaging_revenue(
     assert page.count('class="plotly-graph-div"') >= 2  # stage bar and flow Sankey
 
 
-def test_dashboard_histogram_comes_from_the_latest_snapshot(login, marketer):
-    ids = np.array([5, 6, 7])
-    for block in snapshots.pack_blocks(ids, np.array([12.0, 14.0, 97.0]), np.zeros(3), ids * 0.0):
-        ScoreSnapshot.objects.create(
-            day=date(2026, 5, 1),
-            block=block.block,
-            scores=block.scores,
-            stages=block.stages,
-            p_alive=block.p_alive,
-        )
-    from customers.dashboard import score_histogram
+def _decay_sum_for(score: float, now: datetime) -> float:
+    config = engine_config()
+    low, _ = decay.score_bounds_to_decay_sum(
+        score,
+        None,
+        now.timestamp(),
+        epoch=config.epoch,
+        half_life_days=config.half_life_days,
+        half_point=config.half_point,
+    )
+    return low
 
-    histogram = score_histogram()
-    assert histogram.day == date(2026, 5, 1)
-    assert histogram.total == 3
-    assert histogram.counts[2] == 2 and histogram.counts[19] == 1  # 10–15 and 95–100
+
+def test_summary_histogram_counts_live_scores():
+    now = timezone.now()
+    for score in (12.5, 13.0, 97.0):
+        c = CustomerFactory()
+        ScoreState.objects.filter(customer=c).update(decay_sum=_decay_sum_for(score, now))
+    summary = dashboard_summary_compute(now=now)
+    assert sum(summary.score_counts) == 3
+    assert summary.score_counts[2] == 2 and summary.score_counts[19] == 1  # 10–15, 95–100
+
+
+def test_dashboard_reads_summary_rows_and_aggregates_nothing(
+    login, marketer, active_customers, django_assert_max_num_queries
+):
+    dashboard_summary_refresh()
+    moved = active_customers[0]
+    Engagement.objects.filter(customer=moved).update(stage="lapsed")
+    client = login(marketer)
+    client.get(reverse("home"))  # warm caches (content types, settings row)
+    with CaptureQueriesContext(connection) as queries:
+        page = client.get(reverse("home")).content.decode()
+    assert len(queries) <= 8
+    sql = " ".join(q["sql"] for q in queries).upper()
+    assert "GROUP BY" not in sql and "COUNT(" not in sql and "SUM(" not in sql
+    assert "figures as of" in page
+    assert ">0</div>" in page.split("Lapsed", 1)[1][:200]  # the summary's count, not live
+
+    dashboard_summary_refresh()
+    page = client.get(reverse("home")).content.decode()
+    assert ">1</div>" in page.split("Lapsed", 1)[1][:200]
+
+
+def test_summary_is_due_when_missing_old_or_after_an_engine_job():
+    now = timezone.now()
+    assert dashboard_summary_due(now=now)
+    dashboard_summary_refresh(now=now)
+    assert not dashboard_summary_due(now=now + timedelta(minutes=1))
+    assert dashboard_summary_due(now=now + timedelta(minutes=11))
+    JobRun.objects.create(
+        kind="refresh",
+        status="succeeded",
+        started_at=now,
+        finished_at=now + timedelta(seconds=5),
+        customers_processed=3,
+    )
+    assert dashboard_summary_due(now=now + timedelta(minutes=1))
+
+
+def test_old_summaries_are_pruned():
+    for _ in range(SUMMARIES_KEPT + 3):
+        dashboard_summary_refresh()
+    assert DashboardSummary.objects.count() == SUMMARIES_KEPT
 
 
 # --- customer list -----------------------------------------------------------------------

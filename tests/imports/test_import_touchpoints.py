@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from customers.engagement import engagement_refresh, engine_config
 from customers.engine import decay
-from customers.models import Engagement, PendingTouchpoint, Touchpoint
+from customers.models import PendingTouchpoint, ScoreState, Touchpoint
 from imports.models import ImportRun
 from tests.imports.conftest import TOUCHPOINT_HEADER, error_rows
 
@@ -146,6 +146,13 @@ def test_future_events_beyond_the_skew_are_rejected_old_ones_accepted(customers,
     assert error["row"] == 3 and "is in the future: more than 5 minutes ahead" in error["message"]
 
 
+def test_the_future_skew_is_the_shared_setting(customers, run_import, settings):
+    settings.MAX_FUTURE_SKEW_SECONDS = 3600
+    later = (timezone.now() + timedelta(minutes=30)).isoformat()
+    run = run_import("touchpoints", TOUCHPOINT_HEADER + f"a,cust-a,login,{later},\n")
+    assert run.status == ImportRun.Status.SUCCEEDED and run.created_count == 1
+
+
 def test_backfilled_events_are_scored_as_of_when_they_happened(customers, run_import):
     """An event from 400 days ago adds almost nothing; one from yesterday almost its weight."""
     now = timezone.now().replace(microsecond=0)
@@ -155,7 +162,7 @@ def test_backfilled_events_are_scored_as_of_when_they_happened(customers, run_im
     )
     assert run_import("touchpoints", content).created_count == 2
     assert engagement_refresh(now=now).touchpoints_applied == 2
-    state = Engagement.objects.get(customer=customers["cust-a"])
+    state = ScoreState.objects.get(customer=customers["cust-a"])
     config = engine_config()
     expected = sum(
         decay.decay_terms(w, t.timestamp(), epoch=config.epoch, half_life_days=30.0)

@@ -109,6 +109,24 @@ def test_a_failure_in_a_later_chunk_rolls_back_the_earlier_ones(customers, run_i
     assert not Touchpoint.objects.exists() and not PendingTouchpoint.objects.exists()
 
 
+def test_an_id_repeated_in_a_later_chunk_falls_back_to_skipping_conflicts(
+    customers, run_import, monkeypatch
+):
+    """A first import under a source inserts without ON CONFLICT; a repeated id (here two
+    chunks apart) rolls that chunk back to its savepoint and redoes it skipping conflicts."""
+    monkeypatch.setattr(load_touchpoints, "APPLY_CHUNK", 2)
+    keys = ["a", "b", "c", "d", "a", "e", "f"]
+    lines = [f"{k},cust-a,login,2026-06-01T12:{i:02d}:00Z," for i, k in enumerate(keys)]
+    run = run_import("touchpoints", TOUCHPOINT_HEADER + "\n".join(lines) + "\n", source="crm")
+    assert run.status == ImportRun.Status.SUCCEEDED, run.message
+    assert (run.created_count, run.duplicate_count) == (6, 1)
+    stored = set(Touchpoint.objects.values_list("idempotency_key", flat=True))
+    assert stored == {"a", "b", "c", "d", "e", "f"}
+    assert PendingTouchpoint.objects.count() == 6
+    again = run_import("touchpoints", TOUCHPOINT_HEADER + "\n".join(lines) + "\n", source="crm")
+    assert (again.created_count, again.duplicate_count) == (0, 7)
+
+
 def test_one_bad_row_among_fifty_thousand_imports_nothing(customers, run_import):
     good = "".join(
         f"e{i},cust-{'abc'[i % 3]},login,2026-05-{1 + i % 28:02d}T12:00:00Z,\n"

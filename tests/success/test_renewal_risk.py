@@ -1,3 +1,5 @@
+import csv
+import io
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
@@ -11,6 +13,7 @@ from customers.engagement import engine_config
 from customers.engine import decay
 from customers.models import Engagement, PendingTouchpoint, ScoreState, Touchpoint
 from success.models import CustomerNote
+from success.risk import renewal_risk_refresh
 from success.selectors import renewal_risk_accounts, risk_reason
 from success.services import NoteError, customer_note_add
 from tests.factories import CustomerFactory, TouchpointFactory
@@ -39,9 +42,9 @@ def _account(name, *, renews_in, revenue, stage="engaged", p_alive=0.9, trend=0.
         lifetime_revenue=Decimal(revenue),
         owner=owner,
     )
-    Engagement.objects.filter(customer=c).update(stage=stage, p_alive=p_alive, trend_30d=trend)
+    Engagement.objects.filter(customer=c).update(stage=stage, trend_30d=trend)
     # Score 90, so only stage / trend make these accounts risky.
-    ScoreState.objects.filter(customer=c).update(decay_sum=_sum_for_score(90))
+    ScoreState.objects.filter(customer=c).update(decay_sum=_sum_for_score(90), p_alive=p_alive)
     return c
 
 
@@ -52,6 +55,7 @@ def test_it_lists_slipping_accounts_by_revenue_at_risk(cs_user):
     _account("Healthy", renews_in=20, revenue="50000")
     _account("Renews later", renews_in=200, revenue="90000", stage="lapsed", p_alive=0.0)
     _account("Flat-ish", renews_in=20, revenue="90000", trend=-2.0)
+    renewal_risk_refresh()
     rows = list(renewal_risk_accounts())
     assert [c.pk for c in rows] == [big.pk, small.pk, falling.pk]
     assert rows[0].revenue_at_risk == pytest.approx(5000.0)
@@ -63,6 +67,7 @@ def test_it_lists_slipping_accounts_by_revenue_at_risk(cs_user):
 def test_low_score_alone_puts_an_account_on_the_list():
     c = _account("Quiet", renews_in=5, revenue="1000", p_alive=None)
     ScoreState.objects.filter(customer=c).update(decay_sum=0)
+    renewal_risk_refresh()
     (row,) = renewal_risk_accounts()
     assert row.score == 0 and row.revenue_at_risk == pytest.approx(1000.0)  # risk 1 − 0/100
 
@@ -70,6 +75,7 @@ def test_low_score_alone_puts_an_account_on_the_list():
 def test_my_accounts_only_shows_the_owners(cs_user, admin_user):
     mine = _account("Mine", renews_in=5, revenue="100", stage="at_risk", owner=cs_user)
     _account("Theirs", renews_in=5, revenue="900", stage="at_risk", owner=admin_user)
+    renewal_risk_refresh()
     assert [c.pk for c in renewal_risk_accounts(owner=cs_user)] == [mine.pk]
 
 
@@ -105,7 +111,7 @@ def test_page_shows_reason_from_engine_state_with_bounded_queries(login, cs_user
     for i in range(8):
         c = _account(f"Acct {i}", renews_in=10 + i, revenue=str(1000 + i), stage="cooling")
         TouchpointFactory(customer=c, occurred_at=now - timedelta(days=41, hours=1))
-        Engagement.objects.filter(customer=c).update(
+        ScoreState.objects.filter(customer=c).update(
             last_engagement_at=now - timedelta(days=41, hours=1), expected_gap_days=6.0
         )
         customer_note_add(customer=c, author=cs_user, body=f"note {i}", kind="cs_call")
@@ -120,9 +126,10 @@ def test_page_shows_reason_from_engine_state_with_bounded_queries(login, cs_user
     for i in range(8, 20):
         c = _account(f"Acct {i}", renews_in=10 + i, revenue="10", stage="cooling")
         customer_note_add(customer=c, author=cs_user, body=f"note {i}", kind="meeting")
+    renewal_risk_refresh()
     with CaptureQueriesContext(connection) as many:
         client.get(reverse("renewal-risk"))
-    assert len(many) == len(few) <= 10
+    assert len(many) == len(few) <= 11  # the list, its notes, last actions, and the CS task list
 
 
 def test_bad_window_gets_a_clear_error(login, cs_user):
@@ -190,3 +197,18 @@ def test_export_neutralizes_formulas(login, cs_user):
     assert lines[0].startswith("external_id,name,company")
     assert "'=HYPERLINK" in lines[1] and ",100.00," in lines[1]
     assert response["Content-Disposition"].startswith('attachment; filename="renewal-risk-')
+
+
+@pytest.mark.parametrize("prefix", ["=", "+", "-", "@", "\t", "\r"])
+def test_export_neutralizes_every_formula_prefix_and_keeps_negative_numbers(login, cs_user, prefix):
+    """The shared ``customers.export.csv_cell`` writes the cells: text from data that a
+    spreadsheet would run gets an apostrophe; a negative trend we format stays a number."""
+    c = _account(f"{prefix}cmd|' /C calc'!A0", renews_in=5, revenue="100", trend=-12.5)
+    customer_note_add(customer=c, author=cs_user, body="@SUM(1+1)", kind="cs_call")
+    response = login(cs_user).get(reverse("renewal-risk-export"))
+    body = b"".join(response.streaming_content).decode()
+    header, row = list(csv.reader(io.StringIO(body)))
+    cells = dict(zip(header, row, strict=True))
+    assert cells["name"] == f"'{prefix}cmd|' /C calc'!A0"
+    assert cells["last_note"] == "'@SUM(1+1)"
+    assert cells["trend_30d"] == "-12.5"

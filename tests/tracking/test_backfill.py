@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 import pytest
 
 from customers.engagement import engagement_refresh
-from customers.models import Engagement, PendingTouchpoint, Touchpoint, TouchpointType
+from customers.models import PendingTouchpoint, ScoreState, Touchpoint, TouchpointType
 from tracking.models import EventMapping, UnmappedEvent
 from tracking.services import event_mapping_save, unmapped_backfill
 
@@ -40,7 +40,7 @@ def test_mapping_a_name_converts_its_stored_events_with_their_original_times(sen
     assert PendingTouchpoint.objects.count() == 5  # the engine queue, not a direct write
     # not a whole hour: see the report about stage_due_at == now in the engine's refresh
     engagement_refresh(now=T0.replace(month=4, minute=17))
-    assert sum(Engagement.objects.values_list("frequency", flat=True)) == 5
+    assert sum(ScoreState.objects.values_list("frequency", flat=True)) == 5
 
 
 def test_a_message_resent_after_mapping_is_not_doubled_by_the_backfill(send):
