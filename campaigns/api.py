@@ -163,8 +163,7 @@ def plan_results_data(plan: Plan) -> dict:
 
             data = dataclasses.asdict(data)
         return {"plan": plan.pk, "results": data}
-    # TODO(lead): campaigns.results.plan_results (lift, CI, ROI) is written on the screens
-    # branch; once merged this branch above serves it. Until then: counts per arm.
+    # Fallback for a checkout without campaigns.results (lift, CI, ROI): counts per arm.
     counts = plan_arm_counts(plan)
     return {
         "plan": plan.pk,
