@@ -39,6 +39,7 @@ from django.utils import timezone
 
 from campaigns.holdout import holdout_arms
 from campaigns.models import ALWAYS_ON_TRIGGERS, DelayBasis, Enrollment, Plan, StepExecution
+from campaigns.results import results_refresh_due
 from campaigns.selectors import eligible_customers
 from campaigns.services import _enrollments_close
 from customers.locks import job_lock
@@ -62,6 +63,7 @@ class TickResult:
     held_out: int = 0
     closed: dict[str, int] = field(default_factory=dict)
     completed_plans: int = 0
+    results_refreshed: int = 0
     seconds: float = 0.0
 
 
@@ -93,6 +95,7 @@ def plans_tick(*, now: datetime | None = None, chunk: int = CHUNK) -> TickResult
         result.executions, result.held_out = executions_create_due(now=now, chunk=chunk)
         result.closed["exhausted"] = enrollments_exhaust_due(now=now)
         result.completed_plans = plans_complete_due(now=now)
+        result.results_refreshed = results_refresh_due(now=now)
     result.seconds = time.monotonic() - started
     return result
 
