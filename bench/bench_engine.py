@@ -225,6 +225,16 @@ def main(argv: list[str] | None = None) -> dict:
         lambda: engagement_refresh(),
         results,
     )
+    # The same again with the engine's pages back in cache, as a refresh every few minutes
+    # finds them (the first one runs right after the rescore evicted the buffer pool).
+    warm_rounds = []
+    for _ in range(3):
+        ingest()
+        started = time.perf_counter()
+        engagement_refresh()
+        warm_rounds.append(time.perf_counter() - started)
+    incremental_warm = sorted(warm_rounds)[1]
+    print(f"  incremental refresh, warm (median of 3){incremental_warm:30.2f} s", flush=True)
 
     peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
@@ -257,6 +267,7 @@ def main(argv: list[str] | None = None) -> dict:
     print(
         f"  incremental / full rescore        {100 * incremental / rescore:6.2f} %  (target < 2%)"
     )
+    print(f"  incremental, warm / full rescore  {100 * incremental_warm / rescore:6.2f} %")
     print(
         f"  fit + P(alive), {results['p_alive_computed']:,} customers  {fit_s:6.1f} s   "
         f"(target < 60 s); peak RSS {peak_after / 1024:,.0f} MiB "
@@ -267,6 +278,7 @@ def main(argv: list[str] | None = None) -> dict:
         ratio_rescore=rescore / base,
         naive_extrapolated=naive_full,
         incremental_share=incremental / rescore,
+        incremental_warm_share=incremental_warm / rescore,
         peak_rss_mib=peak_after / 1024,
     )
     return results
