@@ -21,26 +21,9 @@ from __future__ import annotations
 import argparse
 import os
 import resource
-import sys
 import time
-from urllib.parse import urlsplit, urlunsplit
 
-
-def _bench_database_url() -> str:
-    base = os.environ.get("DATABASE_URL") or "postgres://postgres@127.0.0.1:5432/postgres"
-    parts = urlsplit(base)
-    if not parts.scheme.startswith("postgres"):
-        sys.exit("The engine benchmark needs PostgreSQL: set DATABASE_URL=postgres://...")
-    return urlunsplit(parts._replace(path="/lifecycle_bench"))
-
-
-def _recreate_database(url: str) -> None:
-    import psycopg
-
-    admin = urlunsplit(urlsplit(url)._replace(path="/postgres"))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute("DROP DATABASE IF EXISTS lifecycle_bench")
-        conn.execute("CREATE DATABASE lifecycle_bench")
+from bench.database import bench_database_url, recreate_database
 
 
 def _timed(label: str, fn, results: dict) -> float:
@@ -123,9 +106,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--reuse", action="store_true", help="keep existing bench data")
     args = parser.parse_args(argv)
 
-    url = _bench_database_url()
+    url = bench_database_url("lifecycle_bench", "engine")
     if not args.reuse:
-        _recreate_database(url)
+        recreate_database(url)
     os.environ["DATABASE_URL"] = url
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "lifecycle.settings")
     import django

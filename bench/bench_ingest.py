@@ -41,7 +41,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
+
+from bench.database import bench_database_url, recreate_database
 
 DATABASE = "lifecycle_ingest_bench"
 PLUGINS = ("bench.ingest_bulk_api", "bench.ingest_csv")
@@ -67,23 +69,6 @@ class IngestContext:
     customer_external_ids: Sequence[str]
     type_keys: Sequence[str]
     copy_rows_per_s: float
-
-
-def _bench_database_url() -> str:
-    base = os.environ.get("DATABASE_URL") or "postgres://postgres@127.0.0.1:5432/postgres"
-    parts = urlsplit(base)
-    if not parts.scheme.startswith("postgres"):
-        sys.exit("The ingest benchmark needs PostgreSQL: set DATABASE_URL=postgres://...")
-    return urlunsplit(parts._replace(path=f"/{DATABASE}"))
-
-
-def _recreate_database(url: str) -> None:
-    import psycopg
-
-    admin = urlunsplit(urlsplit(url)._replace(path="/postgres"))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {DATABASE}")
 
 
 def generate_customers(count: int) -> list[str]:
@@ -361,8 +346,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
     args = parser.parse_args(argv)
 
-    url = _bench_database_url()
-    _recreate_database(url)
+    url = bench_database_url(DATABASE, "ingest")
+    recreate_database(url)
     os.environ["DATABASE_URL"] = url
     os.environ["DEBUG"] = "false"
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "lifecycle.settings")

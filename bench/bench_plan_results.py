@@ -24,13 +24,13 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
+
+from bench.database import bench_database_url, recreate_database
 
 DB_NAME = "lifecycle_plan_results_bench"
 TARGET_MS = 300.0
@@ -39,23 +39,6 @@ STEPS = (  # (delay days from enrollment, action, config)
     (14, "coupon", {"kind": "amount", "value": 15, "cost": 15, "expires_days": 30}),
     (21, "cs_task", {"title": "Call {{ name }}", "note": "", "due_days": 3}),
 )
-
-
-def _bench_database_url() -> str:
-    base = os.environ.get("DATABASE_URL") or "postgres://postgres@127.0.0.1:5432/postgres"
-    parts = urlsplit(base)
-    if not parts.scheme.startswith("postgres"):
-        sys.exit("The plan-results benchmark needs PostgreSQL: set DATABASE_URL=postgres://...")
-    return urlunsplit(parts._replace(path=f"/{DB_NAME}"))
-
-
-def _recreate_database(url: str) -> None:
-    import psycopg
-
-    admin = urlunsplit(urlsplit(url)._replace(path="/postgres"))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME}")
-        conn.execute(f"CREATE DATABASE {DB_NAME}")
 
 
 def _step(label: str, fn: Callable[[], object]) -> object:
@@ -362,9 +345,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--reuse", action="store_true", help="keep existing bench data")
     args = parser.parse_args(argv)
 
-    url = _bench_database_url()
+    url = bench_database_url(DB_NAME, "plan-results")
     if not args.reuse:
-        _recreate_database(url)
+        recreate_database(url)
     os.environ["DATABASE_URL"] = url
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "lifecycle.settings")
     import django

@@ -27,7 +27,8 @@ import os
 import subprocess
 import sys
 import time
-from urllib.parse import urlsplit, urlunsplit
+
+from bench.database import bench_database_url, recreate_database
 
 DB_NAME = "lifecycle_plans_bench"
 TARGET_SECONDS = 30.0
@@ -57,23 +58,6 @@ server.daemon_threads = True
 print(server.server_address[1], flush=True)
 server.serve_forever()
 """
-
-
-def _bench_database_url() -> str:
-    base = os.environ.get("DATABASE_URL") or "postgres://postgres@127.0.0.1:5432/postgres"
-    parts = urlsplit(base)
-    if not parts.scheme.startswith("postgres"):
-        sys.exit("The plans benchmark needs PostgreSQL: set DATABASE_URL=postgres://...")
-    return urlunsplit(parts._replace(path=f"/{DB_NAME}"))
-
-
-def _recreate_database(url: str) -> None:
-    import psycopg
-
-    admin = urlunsplit(urlsplit(url)._replace(path="/postgres"))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME}")
-        conn.execute(f"CREATE DATABASE {DB_NAME}")
 
 
 def _load() -> str:
@@ -206,9 +190,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--reuse", action="store_true", help="keep existing bench data")
     args = parser.parse_args(argv)
 
-    url = _bench_database_url()
+    url = bench_database_url(DB_NAME, "plans")
     if not args.reuse:
-        _recreate_database(url)
+        recreate_database(url)
     os.environ["DATABASE_URL"] = url
     os.environ["EMAIL_BACKEND"] = (
         "django.core.mail.backends.locmem.EmailBackend"

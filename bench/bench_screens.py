@@ -26,36 +26,19 @@ import itertools
 import os
 import random
 import statistics
-import sys
 import time
 from collections.abc import Callable
 from datetime import timedelta
-from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
+
+from bench.database import bench_database_url, recreate_database
 
 DB_NAME = "lifecycle_screens_bench"
 TARGET_MS = 300.0
 SNAPSHOT_DAYS = 400
 THREE_FILTERS = "stage=cooling&stage=at_risk&region=Europe&score_max=70"
 SEGMENT_FILTERS = "stage=at_risk&region=Europe&inactive_days_min=30"
-
-
-def _bench_database_url() -> str:
-    base = os.environ.get("DATABASE_URL") or "postgres://postgres@127.0.0.1:5432/postgres"
-    parts = urlsplit(base)
-    if not parts.scheme.startswith("postgres"):
-        sys.exit("The screens benchmark needs PostgreSQL: set DATABASE_URL=postgres://...")
-    return urlunsplit(parts._replace(path=f"/{DB_NAME}"))
-
-
-def _recreate_database(url: str) -> None:
-    import psycopg
-
-    admin = urlunsplit(urlsplit(url)._replace(path="/postgres"))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME}")
-        conn.execute(f"CREATE DATABASE {DB_NAME}")
 
 
 def _step(label: str, fn: Callable[[], object]) -> None:
@@ -376,9 +359,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--reuse", action="store_true", help="keep existing bench data")
     args = parser.parse_args(argv)
 
-    url = _bench_database_url()
+    url = bench_database_url(DB_NAME, "screens")
     if not args.reuse:
-        _recreate_database(url)
+        recreate_database(url)
     os.environ["DATABASE_URL"] = url
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "lifecycle.settings")
     import django

@@ -29,7 +29,9 @@ import sys
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
+
+from bench.database import bench_database_url, recreate_database
 
 BATCH = 1_000
 MAX_TOUCHPOINTS = 200_000  # cap on the events sent (the harness passes its N of 1M)
@@ -111,23 +113,6 @@ def measure(ctx: Any) -> dict:
 
 
 # --- standalone ------------------------------------------------------------------------------
-
-
-def _bench_url() -> str:
-    base = os.environ.get("DATABASE_URL") or "postgres://postgres@127.0.0.1:5432/postgres"
-    parts = urlsplit(base)
-    if not parts.scheme.startswith("postgres"):
-        sys.exit("This benchmark needs PostgreSQL: set DATABASE_URL=postgres://...")
-    return urlunsplit(parts._replace(path=f"/{BENCH_DB}"))
-
-
-def _recreate(url: str) -> None:
-    import psycopg
-
-    admin = urlunsplit(urlsplit(url)._replace(path="/postgres"))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB}")
-        conn.execute(f"CREATE DATABASE {BENCH_DB}")
 
 
 def _generate_customers(n: int) -> list[str]:
@@ -239,8 +224,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args(argv)
 
-    url = _bench_url()
-    _recreate(url)
+    url = bench_database_url(BENCH_DB, "bulk API")
+    recreate_database(url)
     os.environ["DATABASE_URL"] = url
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "lifecycle.settings")
     import django

@@ -31,7 +31,8 @@ import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+
+from bench.database import bench_database_url, recreate_database
 
 ROOT = Path(__file__).resolve().parent.parent
 SMALL_ROWS = 250_000
@@ -169,22 +170,11 @@ def _child(path: str, source: str) -> None:
 # --- standalone ----------------------------------------------------------------------------
 
 
-def _bench_database_url() -> str:
-    base = os.environ.get("DATABASE_URL") or "postgres://postgres@127.0.0.1:5432/postgres"
-    parts = urlsplit(base)
-    if not parts.scheme.startswith("postgres"):
-        sys.exit("The CSV benchmark needs PostgreSQL: set DATABASE_URL=postgres://...")
-    return urlunsplit(parts._replace(path=f"/{BENCH_DB}"))
-
-
 def _prepare(url: str, customers: int) -> tuple[list[str], list[str]]:
     """Recreate, migrate, and fill the bench database with customers (set-based SQL)."""
     import psycopg
 
-    admin = urlunsplit(urlsplit(url)._replace(path="/postgres"))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB}")
-        conn.execute(f"CREATE DATABASE {BENCH_DB}")
+    recreate_database(url)
     subprocess.run(
         [sys.executable, "manage.py", "migrate", "--verbosity", "0"],
         cwd=ROOT,
@@ -265,7 +255,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--touchpoints", type=int, default=1_000_000)
     parser.add_argument("--customers", type=int, default=5_000)
     args = parser.parse_args(argv)
-    url = _bench_database_url()
+    url = bench_database_url(BENCH_DB, "CSV")
     print(
         f"CSV import benchmark: {args.touchpoints:,} touchpoints over {args.customers:,} "
         f"customers (PostgreSQL, {os.cpu_count()} cores)",
