@@ -179,3 +179,42 @@ def test_touchpoints_arriving_around_a_rescore_count_exactly_once():
     from customers.models import PendingTouchpoint
 
     assert not PendingTouchpoint.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_customers_created_or_deleted_during_a_rebuild_keep_the_table_whole(monkeypatch):
+    """Between the rebuild's snapshot and its swap, one customer is created and one deleted
+    (other sessions, committed): the new customer's row is carried into the swapped table,
+    with its live columns; the deleted one's leftover row is removed by the nightly vacuum."""
+    if connection.vendor != "postgresql":
+        pytest.skip("the rebuild-and-swap path is PostgreSQL's")
+    from customers import engagement
+    from customers.models import Customer
+
+    login = TouchpointType.objects.get(key="login")
+    kept, doomed = CustomerFactory(), CustomerFactory()
+    for customer in (kept, doomed):
+        touchpoint_add(customer=customer, type=login, occurred_at=T0 - timedelta(days=1))
+    engagement_refresh(now=T0)
+    born: dict[str, int] = {}
+
+    def meanwhile() -> None:
+        newcomer = CustomerFactory()
+        ScoreState.objects.filter(customer=newcomer).update(frequency=7)
+        born["id"] = newcomer.pk
+        Customer.objects.filter(pk=doomed.pk).delete()
+
+    real_layout = engagement._table_layout
+
+    def layout_after_others_wrote(cursor, table):
+        in_thread(meanwhile).join(30)  # after the snapshot's CTAS, before the swap
+        return real_layout(cursor, table)
+
+    monkeypatch.setattr(engagement, "_table_layout", layout_after_others_wrote)
+    assert engagement.engagement_scores_rebuild() is not None
+    assert ScoreState.objects.get(customer_id=born["id"]).frequency == 7  # carried as it stood
+    assert ScoreState.objects.get(customer_id=kept.pk).decay_sum > 0
+    assert ScoreState.objects.filter(customer_id=doomed.pk).exists()  # left behind by the swap
+    assert engagement.engine_tables_vacuum()
+    assert not ScoreState.objects.filter(customer_id=doomed.pk).exists()
+    assert ScoreState.objects.count() == Customer.objects.count()
