@@ -23,7 +23,7 @@ import os
 import resource
 import time
 
-from bench.database import bench_database_url, recreate_database
+from bench.database import engine_rows_insert, use_bench_database
 
 
 def _timed(label: str, fn, results: dict) -> float:
@@ -61,16 +61,7 @@ def generate(customers: int, touchpoints: int) -> None:
             """,
             [customers],
         )
-        c.execute(
-            "INSERT INTO customers_engagement (customer_id, stage, stage_rule) "
-            "SELECT g, 'new', '' FROM generate_series(1, %s) g",
-            [customers],
-        )
-        c.execute(
-            "INSERT INTO customers_scorestate (customer_id, decay_sum, frequency) "
-            "SELECT g, 0, 0 FROM generate_series(1, %s) g",
-            [customers],
-        )
+        engine_rows_insert(c)
         c.execute(
             "SELECT setval(pg_get_serial_sequence('customers_customer', 'id'), %s)", [customers]
         )
@@ -106,14 +97,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--reuse", action="store_true", help="keep existing bench data")
     args = parser.parse_args(argv)
 
-    url = bench_database_url("lifecycle_bench", "engine")
-    if not args.reuse:
-        recreate_database(url)
-    os.environ["DATABASE_URL"] = url
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "lifecycle.settings")
-    import django
-
-    django.setup()
+    use_bench_database("lifecycle_bench", "engine", reuse=args.reuse)
     from django.core.management import call_command
     from django.db import connection
 

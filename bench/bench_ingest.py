@@ -43,7 +43,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from bench.database import bench_database_url, recreate_database
+from bench.database import bench_database_url, engine_rows_insert, recreate_database
 
 DATABASE = "lifecycle_ingest_bench"
 PLUGINS = ("bench.ingest_bulk_api", "bench.ingest_csv")
@@ -89,14 +89,7 @@ def generate_customers(count: int) -> list[str]:
             """,
             [count],
         )
-        c.execute(
-            "INSERT INTO customers_engagement (customer_id, stage, stage_rule) "
-            "SELECT id, 'new', '' FROM customers_customer"
-        )
-        c.execute(
-            "INSERT INTO customers_scorestate (customer_id, decay_sum, frequency) "
-            "SELECT id, 0, 0 FROM customers_customer"
-        )
+        engine_rows_insert(c)
         c.execute("VACUUM ANALYZE customers_customer")
     return [f"bench-{i}" for i in range(1, count + 1)]
 

@@ -32,7 +32,7 @@ from datetime import timedelta
 
 import numpy as np
 
-from bench.database import bench_database_url, recreate_database
+from bench.database import use_bench_database
 
 DB_NAME = "lifecycle_screens_bench"
 TARGET_MS = 300.0
@@ -359,14 +359,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--reuse", action="store_true", help="keep existing bench data")
     args = parser.parse_args(argv)
 
-    url = bench_database_url(DB_NAME, "screens")
-    if not args.reuse:
-        recreate_database(url)
-    os.environ["DATABASE_URL"] = url
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "lifecycle.settings")
-    import django
-
-    django.setup()
+    use_bench_database(DB_NAME, "screens", reuse=args.reuse)
     from django.conf import settings
     from django.contrib.auth import get_user_model
     from django.core.management import call_command

@@ -27,3 +27,31 @@ def recreate_database(url: str) -> None:
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def use_bench_database(name: str, benchmark: str, *, reuse: bool) -> str:
+    """Point Django at the benchmark's own database (recreated empty unless ``reuse``) and set
+    Django up; returns its URL. Call before importing models."""
+    url = bench_database_url(name, benchmark)
+    if not reuse:
+        recreate_database(url)
+    os.environ["DATABASE_URL"] = url
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "lifecycle.settings")
+    import django
+
+    django.setup()
+    return url
+
+
+def engine_rows_insert(cursor) -> None:
+    """Every customer's default engine rows (stage new, no activity), set-based: what
+    ``customers.engagement.engine_rows_ensure`` gives a customer the ORM creates. For
+    generators that insert customers in bulk SQL into an empty database."""
+    cursor.execute(
+        "INSERT INTO customers_engagement (customer_id, stage, stage_rule) "
+        "SELECT id, 'new', '' FROM customers_customer"
+    )
+    cursor.execute(
+        "INSERT INTO customers_scorestate (customer_id, decay_sum, frequency) "
+        "SELECT id, 0, 0 FROM customers_customer"
+    )

@@ -31,7 +31,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from bench.database import bench_database_url, recreate_database
+from bench.database import bench_database_url, engine_rows_insert, recreate_database
 
 BATCH = 1_000
 MAX_TOUCHPOINTS = 200_000  # cap on the events sent (the harness passes its N of 1M)
@@ -130,16 +130,7 @@ def _generate_customers(n: int) -> list[str]:
             """,
             [n],
         )
-        c.execute(
-            "INSERT INTO customers_engagement (customer_id, stage, stage_rule) "
-            "SELECT g, 'new', '' FROM generate_series(1, %s) g",
-            [n],
-        )
-        c.execute(
-            "INSERT INTO customers_scorestate (customer_id, decay_sum, frequency) "
-            "SELECT g, 0, 0 FROM generate_series(1, %s) g",
-            [n],
-        )
+        engine_rows_insert(c)
         c.execute("SELECT setval(pg_get_serial_sequence('customers_customer', 'id'), %s)", [n])
         c.execute("ANALYZE")
     return [f"bench-{i}" for i in range(1, n + 1)]

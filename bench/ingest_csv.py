@@ -32,7 +32,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from bench.database import bench_database_url, recreate_database
+from bench.database import bench_database_url, engine_rows_insert, recreate_database
 
 ROOT = Path(__file__).resolve().parent.parent
 SMALL_ROWS = 250_000
@@ -193,14 +193,7 @@ def _prepare(url: str, customers: int) -> tuple[list[str], list[str]]:
             """,
             [customers],
         )
-        conn.execute(
-            "INSERT INTO customers_engagement (customer_id, stage, stage_rule) "
-            "SELECT id, 'new', '' FROM customers_customer"
-        )
-        conn.execute(
-            "INSERT INTO customers_scorestate (customer_id, decay_sum, frequency) "
-            "SELECT id, 0, 0 FROM customers_customer"
-        )
+        engine_rows_insert(conn)
         conn.execute("VACUUM ANALYZE")
         ids = [r[0] for r in conn.execute("SELECT external_id FROM customers_customer")]
         keys = [r[0] for r in conn.execute("SELECT key FROM customers_touchpointtype")]
