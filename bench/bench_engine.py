@@ -171,11 +171,13 @@ def main(argv: list[str] | None = None) -> dict:
     from django.db import transaction
     from django.utils import timezone
 
-    def ingest():
+    def ingest(shift: int = 0):
+        """10,000 touchpoints, two each for every 200th customer starting at 1 + shift."""
         now = timezone.now()
+        step = args.customers // 5_000
         rows = [
             Touchpoint(
-                customer_id=1 + (i % 5_000) * (args.customers // 5_000),
+                customer_id=1 + shift + (i % 5_000) * step,
                 type=login,
                 occurred_at=now,
                 source="bench-incr",
@@ -192,17 +194,22 @@ def main(argv: list[str] | None = None) -> dict:
         lambda: engagement_refresh(),
         results,
     )
-    # The same again with the engine's pages back in cache, as a refresh every few minutes
-    # finds them (the first one runs right after the rescore evicted the buffer pool).
-    warm_rounds = []
-    for _ in range(3):
-        ingest()
+    # Three more refreshes, each for 5,000 *other* customers on other pages (ids 50 apart
+    # are never on one page of the engine tables), as consecutive refreshes in production
+    # meet mostly different customers: none finds its rows written and cached by the round
+    # before. (Repeating the same 5,000 customers measured ~35 % less: a flattering figure.)
+    next_rounds = []
+    for shift in (50, 100, 150):
+        ingest(shift)
         started = time.perf_counter()
         engagement_refresh()
-        warm_rounds.append(time.perf_counter() - started)
-    incremental_warm = sorted(warm_rounds)[1]
-    print(f"  incremental refresh, warm (median of 3){incremental_warm:30.2f} s", flush=True)
-
+        next_rounds.append(time.perf_counter() - started)
+    incremental_warm = sorted(next_rounds)[1]
+    print(
+        f"  incremental refresh, next rounds (other customers, median of 3)"
+        f"{incremental_warm:6.2f} s",
+        flush=True,
+    )
     peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
     def fit_and_p_alive():
@@ -234,7 +241,7 @@ def main(argv: list[str] | None = None) -> dict:
     print(
         f"  incremental / full rescore        {100 * incremental / rescore:6.2f} %  (target < 2%)"
     )
-    print(f"  incremental, warm / full rescore  {100 * incremental_warm / rescore:6.2f} %")
+    print(f"  incremental, next rounds / rescore {100 * incremental_warm / rescore:6.2f} %")
     print(
         f"  fit + P(alive), {results['p_alive_computed']:,} customers  {fit_s:6.1f} s   "
         f"(target < 60 s); peak RSS {peak_after / 1024:,.0f} MiB "

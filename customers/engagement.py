@@ -209,7 +209,6 @@ def _column_types(table: str) -> dict[str, str]:
 
 _STAGE_NAMES = np.array(stages.STAGES, dtype=object)
 _RULE_NAMES = np.array(stages.RULE_IDS, dtype=object)
-_RULE_CODE = {name: code for code, name in enumerate(stages.RULE_IDS)}
 _TIMESTAMP = "timestamp with time zone"
 
 
@@ -308,33 +307,31 @@ class _State:
 _STATE_COLUMNS = (
     f"{_epoch_sql('c.signup_date')}, {_epoch_sql('s.first_engagement_at')}, "
     f"{_epoch_sql('s.last_engagement_at')}, COALESCE(s.frequency, 0), "
-    f"COALESCE(s.decay_sum, 0), e.stage, {_epoch_sql('e.stage_since')}, e.stage_rule"
+    f"COALESCE(s.decay_sum, 0), s.stage_code, {_epoch_sql('s.stage_since')}, s.stage_rule_code"
 )
-_STAGE_ARRAY = "ARRAY[" + ", ".join(f"'{name}'" for name in stages.STAGES) + "]"
-_RULE_ARRAY = "ARRAY[" + ", ".join(f"'{name}'" for name in stages.RULE_IDS) + "]"
-#: The same columns as float8 for the binary read (NULL as NaN, names as their codes).
+#: The same columns as float8 for the binary read (NULL as NaN; a never-evaluated stage or
+#: rule as -1).
 _SIGNUP_FLOAT = f"COALESCE({_epoch_sql('c.signup_date')}, 'NaN')"
 _STATE_COLUMNS_FLOAT = (
     f"{_SIGNUP_FLOAT}, "
     f"COALESCE({_epoch_sql('s.first_engagement_at')}, 'NaN'), "
     f"COALESCE({_epoch_sql('s.last_engagement_at')}, 'NaN'), "
     f"COALESCE(s.frequency, 0)::float8, COALESCE(s.decay_sum, 0), "
-    f"COALESCE(array_position({_STAGE_ARRAY}, e.stage::text) - 1, -1)::float8, "
-    f"COALESCE({_epoch_sql('e.stage_since')}, 'NaN'), "
-    f"COALESCE(array_position({_RULE_ARRAY}, e.stage_rule::text) - 1, -1)::float8"
+    f"COALESCE(s.stage_code, -1)::float8, "
+    f"COALESCE({_epoch_sql('s.stage_since')}, 'NaN'), "
+    f"COALESCE(s.stage_rule_code, -1)::float8"
 )
 _STATE_WIDTH = 9  # id + the eight columns above
 
 
 def _load_state(where_sql: str, params: Sequence) -> _State:
     """Engine state of the customers matching ``where_sql`` (aliases: ``s`` score state,
-    ``e`` engagement, ``c`` customer), ordered by id."""
+    ``c`` customer), ordered by id."""
     postgres = connection.vendor == "postgresql"
     sql = (
         f"SELECT s.customer_id{'::float8' if postgres else ''}, "
         f"{_STATE_COLUMNS_FLOAT if postgres else _STATE_COLUMNS} "
         f"FROM {ScoreState._meta.db_table} s "
-        f"JOIN {Engagement._meta.db_table} e ON e.customer_id = s.customer_id "
         f"JOIN {Customer._meta.db_table} c ON c.id = s.customer_id WHERE {where_sql} "
         + ("" if postgres else "ORDER BY s.customer_id")
     )
@@ -400,13 +397,14 @@ def _state_from_matrix(m: np.ndarray) -> _State:
 
 
 def _state_from_rows(rows: list[tuple]) -> _State:
-    """Rows of (id, signup, first, last, frequency, decay_sum, stage, stage_since, rule)."""
+    """Rows of (id, signup, first, last, frequency, decay_sum, stage code, stage_since, rule
+    code)."""
     if not rows:
         return _empty_state()
     columns = list(zip(*rows, strict=True))[:9]
-    ids, signup, first, last, freq, dsum, stage_names, since, rule_names = columns
+    ids, signup, first, last, freq, dsum, stage_codes, since, rule_codes = columns
     since_arr = np.array(since, dtype=float)
-    codes = np.array([stages.STAGE_CODE.get(s, -1) for s in stage_names], dtype=np.int64)
+    codes = np.array([-1 if c is None else c for c in stage_codes], dtype=np.int64)
     codes[np.isnan(since_arr)] = stages.NO_STAGE  # default "new" row never evaluated yet
     return _State(
         ids=np.array(ids, dtype=np.int64),
@@ -417,7 +415,7 @@ def _state_from_rows(rows: list[tuple]) -> _State:
         decay_sum=np.array(dsum, dtype=float),
         stage=codes,
         stage_since=since_arr,
-        rule=np.array([_RULE_CODE.get(r, -1) for r in rule_names], dtype=np.int64),
+        rule=np.array([-1 if r is None else r for r in rule_codes], dtype=np.int64),
     )
 
 
@@ -501,6 +499,9 @@ def _stage_and_write(
         "p_alive": p_alive,
         "expected_gap_days": gap,
         "computed_at": np.full(n, now),
+        "stage_code": result.stage,
+        "stage_rule_code": result.rule,
+        "stage_since": np.where(changed, now, state.stage_since),
     }
     if write_activity:
         live["decay_sum"] = state.decay_sum
@@ -647,10 +648,9 @@ def _drain_and_load(limit: int, config: EngineConfig, now: datetime) -> tuple[_S
                    {_STATE_COLUMNS_FLOAT.replace(_SIGNUP_FLOAT, signup_sql, 1)},
                    d.decay, COALESCE(d.first_at, 'NaN'), COALESCE(d.last_at, 'NaN'),
                    d.n::float8, d.touchpoints::float8,
-                   (s.customer_id IS NULL OR e.customer_id IS NULL)::int::float8
+                   (s.customer_id IS NULL)::int::float8
             FROM deltas d
             LEFT JOIN {ScoreState._meta.db_table} s ON s.customer_id = d.customer_id
-            LEFT JOIN {Engagement._meta.db_table} e ON e.customer_id = d.customer_id
             """
     params = {
         "limit": limit,

@@ -226,6 +226,14 @@ class ScoreState(models.Model):
         null=True, blank=True, help_text="When time alone would move the stage next."
     )
     computed_at = models.DateTimeField(null=True, blank=True)
+    # The engine's copy of the stage it last wrote to ``Engagement`` (stage and rule as codes,
+    # see customers/engine/stages.py; NULL = never evaluated): the refresh reads a customer's
+    # previous stage from this row instead of a second random read per customer, and
+    # ``Engagement`` is written only when the stage or rule moves. Not indexed: screens
+    # filter on ``Engagement.stage``.
+    stage_code = models.SmallIntegerField(null=True, blank=True)
+    stage_rule_code = models.SmallIntegerField(null=True, blank=True)
+    stage_since = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [

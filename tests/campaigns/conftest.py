@@ -13,6 +13,7 @@ from django.core import mail
 
 from campaigns import services
 from campaigns.models import Plan
+from customers.engine.stages import STAGE_CODE
 from customers.models import Customer, Engagement, ScoreState, StageChange
 from tests.api.conftest import admin_api, api, cs_api, marketer_api, token_client  # noqa: F401
 from tests.factories import CustomerFactory
@@ -31,6 +32,8 @@ def quiet_customers(n: int, *, at: datetime = T0, stage: str = "cooling", **fiel
         first_engagement_at=at - timedelta(days=200),
         frequency=10,
         expected_gap_days=5.0,
+        stage_code=STAGE_CODE[stage],  # the engine's copy of the stage, as it writes it
+        stage_since=at,
     )
     StageChange.objects.bulk_create(
         StageChange(customer_id=pk, from_stage="engaged", to_stage=stage, changed_at=at, score=20)

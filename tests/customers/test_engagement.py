@@ -16,7 +16,7 @@ from customers.engagement import (
     engine_config,
     touchpoint_add,
 )
-from customers.engine import decay
+from customers.engine import decay, stages
 from customers.models import (
     Engagement,
     JobChunk,
@@ -204,6 +204,50 @@ def test_returning_lapsed_customer_is_reengaged_then_engaged():
     change = StageChange.objects.filter(customer=customer).latest("changed_at")
     assert (change.from_stage, change.to_stage, change.rule) == ("lapsed", "reengaged", "reengaged")
     assert change.score > 0
+
+
+def assert_stage_copy_matches_engagement() -> None:
+    """The score-state row's copy of the stage (what the refresh reads as the previous stage)
+    agrees with ``Engagement`` (what screens show) for every customer the engine staged."""
+    staged = Engagement.objects.exclude(stage_since=None).values_list(
+        "customer_id",
+        "stage",
+        "stage_rule",
+        "stage_since",
+        "customer__score_state__stage_code",
+        "customer__score_state__stage_rule_code",
+        "customer__score_state__stage_since",
+    )
+    assert staged, "the scenario staged nobody"
+    for customer_id, stage, rule, since, code, rule_code, copy_since in staged:
+        assert (code, rule_code, copy_since) == (
+            stages.STAGE_CODE[stage],
+            stages.RULE_IDS.index(rule),
+            since,
+        ), customer_id
+
+
+def test_stage_copy_in_the_score_row_follows_every_engine_pass():
+    rhythm = [new_customer() for _ in range(4)]
+    for i, customer in enumerate(rhythm):
+        for k in range(6):
+            add(customer, "login", T0 - timedelta(days=40 * i + 6 * k))
+    engagement_refresh(now=T0)  # engaged, cooling, at risk, lapsed: one each
+    assert_stage_copy_matches_engagement()
+    assert len(set(Engagement.objects.values_list("stage", flat=True))) >= 3
+    engagement_refresh(now=T0 + timedelta(days=30))  # time alone moves some
+    assert_stage_copy_matches_engagement()
+    add(rhythm[3], "purchase", T0 + timedelta(days=31))  # a lapsed customer comes back
+    engagement_refresh(now=T0 + timedelta(days=31))
+    assert Engagement.objects.get(customer=rhythm[3]).stage == "reengaged"
+    assert_stage_copy_matches_engagement()
+    jobs.run_inline(jobs.rescore_start(full=True))  # stages everyone again, as of today
+    assert_stage_copy_matches_engagement()
+    login = TouchpointType.objects.get(key="login")
+    login.weight += 2
+    login.save()  # the rescore it starts rebuilds the score table on PostgreSQL
+    jobs.run_inline(jobs.rescore_start(full=False))
+    assert_stage_copy_matches_engagement()
 
 
 def test_rescore_twice_changes_nothing_and_redelivered_chunk_is_a_no_op():
