@@ -202,7 +202,7 @@ def _prepare(url: str, customers: int) -> tuple[list[str], list[str]]:
 
 def raw_copy_rows_per_s(url: str, path: Path) -> float:
     """The ceiling: the same rows, ids already resolved, COPY'd straight into the touchpoint
-    table in one transaction (commit included: its deferred foreign-key checks are part of
+    table in one transaction (commit included: the table's reference checks are part of
     the cost), then removed again."""
     import csv
 

@@ -232,13 +232,25 @@ def _pg_array_literal(values: np.ndarray) -> str:
     return "{" + ",".join(items) + "}"
 
 
-def _write_columns(table: str, ids: np.ndarray, columns: dict[str, np.ndarray]) -> None:
+def _write_columns(
+    table: str,
+    ids: np.ndarray,
+    columns: dict[str, np.ndarray],
+    *,
+    tids: np.ndarray | None = None,
+) -> None:
     """UPDATE ``table`` SET each column to its value per id (key ``customer_id``).
 
     Values come as arrays: floats with NaN for NULL, timestamps as epoch seconds (NaN or
     ±inf for NULL). PostgreSQL gets one array parameter per column and converts in SQL
     (``unnest``, ``to_timestamp``): no Python object per value and no 60,000-placeholder
     statements. SQLite gets rows for ``executemany``.
+
+    ``tids`` (PostgreSQL): where each row was read in this transaction (see ``_State.tids``);
+    the update then reaches each row by a TID scan instead of a primary-key descent. The key
+    is still checked, so a row that moved since is skipped rather than written wrongly —
+    callers pass tids only while holding the engine write lock, under which nothing else
+    updates these rows.
     """
     if len(ids) == 0:
         return
@@ -263,13 +275,24 @@ def _write_columns(table: str, ids: np.ndarray, columns: dict[str, np.ndarray]) 
             else f"{name} = v.{name}"
             for name in names
         )
+        by_tid = tids is not None and bool(np.isfinite(tids).all())
+        if by_tid:
+            blocks, offsets = np.divmod(tids.astype(np.int64), 65536)
+            params.append(
+                "{" + ",".join(map('"({},{})"'.format, blocks.tolist(), offsets.tolist())) + "}"
+            )
+            selects.append("%s::tid[]")
         with connection.cursor() as cursor:
             cursor.execute(
                 f"UPDATE {table} AS t SET {assignments} FROM unnest(%s::bigint[], "
-                f"{', '.join(selects)}) AS v(customer_id, {', '.join(names)}) "
-                f"WHERE t.customer_id = v.customer_id",
+                f"{', '.join(selects)}) AS v(customer_id, {', '.join(names)}"
+                f"{', tid' if by_tid else ''}) WHERE t.customer_id = v.customer_id"
+                + (" AND t.ctid = v.tid" if by_tid else ""),
                 params,
             )
+            written = cursor.rowcount
+        if by_tid and written != len(ids):  # a row was not where it was read: by key, all
+            _write_columns(table, ids, columns)
         return
     converted = []
     for name in names:
@@ -302,6 +325,9 @@ class _State:
     stage: np.ndarray  # codes; -1 = never evaluated
     stage_since: np.ndarray
     rule: np.ndarray  # codes; -1 = none recorded
+    # PostgreSQL: where each score-state row was read (block·65536 + offset; NaN = unknown),
+    # so the write goes straight to the row instead of down the primary key again.
+    tids: np.ndarray | None = None
 
 
 _STATE_COLUMNS = (
@@ -508,7 +534,7 @@ def _stage_and_write(
         live["first_engagement_at"] = state.first
         live["last_engagement_at"] = state.last
         live["frequency"] = state.frequency.astype(np.int64)
-    _write_columns(ScoreState._meta.db_table, state.ids, live)
+    _write_columns(ScoreState._meta.db_table, state.ids, live, tids=state.tids)
     # The stage row only where something on it moves: on most refreshes, nowhere.
     write = changed | (result.rule != state.rule) if trend is None else np.ones(n, dtype=bool)
     stage_columns: dict[str, np.ndarray] = {
@@ -648,6 +674,7 @@ def _drain_and_load(limit: int, config: EngineConfig, now: datetime) -> tuple[_S
                    {_STATE_COLUMNS_FLOAT.replace(_SIGNUP_FLOAT, signup_sql, 1)},
                    d.decay, COALESCE(d.first_at, 'NaN'), COALESCE(d.last_at, 'NaN'),
                    d.n::float8, d.touchpoints::float8,
+                   COALESCE((s.ctid::text::point)[0] * 65536 + (s.ctid::text::point)[1], 'NaN'),
                    (s.customer_id IS NULL)::int::float8
             FROM deltas d
             LEFT JOIN {ScoreState._meta.db_table} s ON s.customer_id = d.customer_id
@@ -660,7 +687,7 @@ def _drain_and_load(limit: int, config: EngineConfig, now: datetime) -> tuple[_S
         "scale": decay.decay_exponent_scale(config.half_life_days),
         "new_cutoff": now - timedelta(days=config.thresholds.new_window_days),
     }
-    m = _fetch_float_matrix(select_sql, params, _STATE_WIDTH + 6, with_sql=with_sql)
+    m = _fetch_float_matrix(select_sql, params, _STATE_WIDTH + 7, with_sql=with_sql)
     if len(m) == 0:
         return _empty_state(), 0
     missing = m[m[:, -1] > 0, 0].astype(np.int64).tolist()
@@ -674,6 +701,8 @@ def _drain_and_load(limit: int, config: EngineConfig, now: datetime) -> tuple[_S
     state.first = np.fmin(state.first, extra[:, 1])
     state.last = np.fmax(state.last, extra[:, 2])
     state.frequency += extra[:, 3]
+    # Rows just created for missing customers were not read: found by key when written.
+    state.tids = np.where(m[:, -1] > 0, np.nan, m[:, -2])
     return state, int(extra[:, 4].sum())
 
 

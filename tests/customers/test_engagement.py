@@ -347,3 +347,26 @@ def test_nightly_pass_vacuums_the_engine_tables_on_postgresql():
             "customers_engagement",
             "customers_scorestate",
         }
+
+
+def test_a_write_by_row_position_falls_back_to_the_key_when_a_row_moved():
+    """PostgreSQL: the refresh writes score rows where it read them (TID); a row that is no
+    longer there must still be written, by key, never skipped."""
+    import numpy as np
+    from django.db import connection
+
+    from customers.engagement import _write_columns
+
+    if connection.vendor != "postgresql":
+        pytest.skip("row positions (ctid) are PostgreSQL's")
+    customers = [new_customer() for _ in range(3)]
+    ids = np.array([c.pk for c in customers], dtype=np.int64)
+    stale = np.full(3, 1.0 * 65536 + 200)  # block 1, offset 200: nobody's row
+    _write_columns(
+        ScoreState._meta.db_table, ids, {"p_alive": np.array([0.1, 0.2, 0.3])}, tids=stale
+    )
+    assert list(
+        ScoreState.objects.filter(customer__in=customers)
+        .order_by("pk")
+        .values_list("p_alive", flat=True)
+    ) == [0.1, 0.2, 0.3]

@@ -7,7 +7,14 @@ from django.db.models import ProtectedError
 from django.utils import timezone
 
 from customers.engagement import engagement_refresh, pending_record
-from customers.models import PendingTouchpoint, ScoreState, Touchpoint, TouchpointType
+from customers.models import (
+    Customer,
+    Engagement,
+    PendingTouchpoint,
+    ScoreState,
+    Touchpoint,
+    TouchpointType,
+)
 from tests.factories import TouchpointFactory
 
 pytestmark = pytest.mark.django_db
@@ -41,12 +48,89 @@ def test_a_type_in_use_is_still_protected_in_the_orm_and_the_database():
     login = TouchpointType.objects.get(key="login")
     with pytest.raises(ProtectedError):
         login.delete()
-    if connection.vendor == "postgresql":  # SQLite checks its (deferred) keys only at commit
-        with pytest.raises(IntegrityError), transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-            cursor.execute(f"DELETE FROM {TouchpointType._meta.db_table} WHERE id = %s", [login.pk])
+    with pytest.raises(IntegrityError), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(f"DELETE FROM {TouchpointType._meta.db_table} WHERE id = %s", [login.pk])
+    assert TouchpointType.objects.filter(pk=login.pk).exists()
     unused = TouchpointType.objects.create(key="unused", label="Unused", channel="web", weight=1)
     unused.delete()
+
+
+def test_a_touchpoint_for_a_missing_customer_or_type_is_refused_by_the_database():
+    """Migration 0010: the references are checked per statement by triggers, not by
+    foreign-key constraints; a whole multi-row insert with one bad row is refused."""
+    good = TouchpointFactory()
+    table = Touchpoint._meta.db_table
+    insert = (
+        f"INSERT INTO {table} (customer_id, type_id, occurred_at, source, properties, "
+        f"received_at) VALUES (%s, %s, %s, 'test', '{{}}', %s), (%s, %s, %s, 'test', '{{}}', %s)"
+    )
+    now = timezone.now()
+    for customer_id, type_id in (
+        (good.customer_id + 10_000, good.type_id),
+        (good.customer_id, 999),
+    ):
+        with pytest.raises(IntegrityError), transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(
+                insert,
+                [good.customer_id, good.type_id, now, now, customer_id, type_id, now, now],
+            )
+    assert Touchpoint.objects.count() == 1
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Touchpoint.objects.filter(pk=good.pk).update(customer_id=good.customer_id + 10_000)
+    assert Touchpoint.objects.get().customer_id == good.customer_id
+
+
+def test_deleting_a_customer_behind_the_orms_back_deletes_its_touchpoints():
+    touchpoint = TouchpointFactory()
+    other = TouchpointFactory()
+    with connection.cursor() as cursor:
+        for model in (ScoreState, Engagement):  # these keep real (deferred) foreign keys
+            cursor.execute(
+                f"DELETE FROM {model._meta.db_table} WHERE customer_id = %s",
+                [touchpoint.customer_id],
+            )
+        cursor.execute(
+            f"DELETE FROM {Customer._meta.db_table} WHERE id = %s", [touchpoint.customer_id]
+        )
+    assert list(Touchpoint.objects.values_list("pk", flat=True)) == [other.pk]
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_an_uncommitted_insert_holds_its_customer_against_deletion():
+    """As a foreign key would: while a transaction has inserted touchpoints for a customer,
+    another cannot delete that customer (here: it times out waiting for the lock)."""
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite has one writer at a time anyway")
+    import psycopg
+
+    touchpoint = TouchpointFactory()
+    customer_id, type_id = touchpoint.customer_id, touchpoint.type_id
+    url = _database_url()
+    with psycopg.connect(url) as inserter, psycopg.connect(url, autocommit=True) as deleter:
+        inserter.execute(
+            f"INSERT INTO {Touchpoint._meta.db_table} (customer_id, type_id, occurred_at, "
+            f"source, properties, received_at) VALUES (%s, %s, now(), 'test', '{{}}', now())",
+            [customer_id, type_id],
+        )
+        deleter.execute("SET lock_timeout = '300ms'")
+        with pytest.raises(psycopg.errors.LockNotAvailable):
+            deleter.execute(f"DELETE FROM {Customer._meta.db_table} WHERE id = %s", [customer_id])
+        inserter.commit()
+        # Once the insert committed, deleting the customer takes both touchpoints along.
+        for model in (PendingTouchpoint, ScoreState, Engagement):
+            deleter.execute(
+                f"DELETE FROM {model._meta.db_table} WHERE customer_id = %s", [customer_id]
+            )
+        deleter.execute(f"DELETE FROM {Customer._meta.db_table} WHERE id = %s", [customer_id])
+    assert not Touchpoint.objects.filter(customer_id=customer_id).exists()
+
+
+def _database_url() -> str:
+    settings = connection.settings_dict
+    return (
+        f"postgresql://{settings['USER']}@{settings['HOST'] or '127.0.0.1'}:"
+        f"{settings['PORT'] or 5432}/{settings['NAME']}"
+    )
 
 
 def test_the_queue_and_type_index_are_gone_on_postgresql():
@@ -55,6 +139,15 @@ def test_the_queue_and_type_index_are_gone_on_postgresql():
     with connection.cursor() as cursor:
         queue = connection.introspection.get_constraints(cursor, PendingTouchpoint._meta.db_table)
         touchpoints = connection.introspection.get_constraints(cursor, Touchpoint._meta.db_table)
+        cursor.execute(
+            "SELECT tgname FROM pg_trigger WHERE tgrelid = %s::regclass AND NOT tgisinternal",
+            [Touchpoint._meta.db_table],
+        )
+        triggers = {row[0] for row in cursor.fetchall()}
     assert not [c for c in queue.values() if c["foreign_key"]]
     assert not [c for c in touchpoints.values() if c["index"] and c["columns"] == ["type_id"]]
-    assert [c for c in touchpoints.values() if c["foreign_key"] and c["columns"] == ["type_id"]]
+    assert not [c for c in touchpoints.values() if c["foreign_key"]]  # triggers instead
+    assert triggers == {
+        "customers_touchpoint_references_insert",
+        "customers_touchpoint_references_update",
+    }
