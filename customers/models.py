@@ -347,7 +347,16 @@ class PendingTouchpoint(models.Model):
 class StageChange(models.Model):
     """One move of one customer between stages: triggers for plans, data for flow charts."""
 
-    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="stage_changes")
+    # Enforced by statement triggers, as for touchpoints (migration 0011): the refresh writes
+    # hundreds of these per batch, and a foreign key checked and locked the customer row of
+    # each one at commit. No index of its own: (customer, changed_at) below covers it.
+    customer = models.ForeignKey(
+        Customer,
+        on_delete=models.CASCADE,
+        related_name="stage_changes",
+        db_constraint=False,
+        db_index=False,
+    )
     from_stage = models.CharField(max_length=16, choices=Stage.choices, blank=True)
     to_stage = models.CharField(max_length=16, choices=Stage.choices)
     changed_at = models.DateTimeField()

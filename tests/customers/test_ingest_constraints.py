@@ -12,6 +12,7 @@ from customers.models import (
     Engagement,
     PendingTouchpoint,
     ScoreState,
+    StageChange,
     Touchpoint,
     TouchpointType,
 )
@@ -80,9 +81,28 @@ def test_a_touchpoint_for_a_missing_customer_or_type_is_refused_by_the_database(
     assert Touchpoint.objects.get().customer_id == good.customer_id
 
 
+def test_a_stage_change_for_a_missing_customer_is_refused_by_the_database():
+    customer = TouchpointFactory().customer
+    StageChange.objects.create(
+        customer=customer, to_stage="engaged", changed_at=timezone.now(), score=10
+    )
+    with pytest.raises(IntegrityError), transaction.atomic():
+        StageChange.objects.create(
+            customer_id=customer.pk + 10_000,
+            to_stage="engaged",
+            changed_at=timezone.now(),
+            score=10,
+        )
+    assert StageChange.objects.count() == 1
+
+
 def test_deleting_a_customer_behind_the_orms_back_deletes_its_touchpoints():
     touchpoint = TouchpointFactory()
     other = TouchpointFactory()
+    for customer in (touchpoint.customer, other.customer):
+        StageChange.objects.create(
+            customer=customer, to_stage="engaged", changed_at=timezone.now(), score=10
+        )
     with connection.cursor() as cursor:
         for model in (ScoreState, Engagement):  # these keep real (deferred) foreign keys
             cursor.execute(
@@ -93,6 +113,7 @@ def test_deleting_a_customer_behind_the_orms_back_deletes_its_touchpoints():
             f"DELETE FROM {Customer._meta.db_table} WHERE id = %s", [touchpoint.customer_id]
         )
     assert list(Touchpoint.objects.values_list("pk", flat=True)) == [other.pk]
+    assert list(StageChange.objects.values_list("customer_id", flat=True)) == [other.customer_id]
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
