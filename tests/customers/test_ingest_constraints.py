@@ -166,6 +166,7 @@ def test_the_queue_and_type_index_are_gone_on_postgresql():
         )
         triggers = {row[0] for row in cursor.fetchall()}
     assert not [c for c in queue.values() if c["foreign_key"]]
+    assert not [c for c in queue.values() if c["index"] and c["columns"] == ["customer_id"]]
     assert not [c for c in touchpoints.values() if c["index"] and c["columns"] == ["type_id"]]
     assert not [c for c in touchpoints.values() if c["foreign_key"]]  # triggers instead
     assert triggers == {
