@@ -350,7 +350,7 @@ class PendingTouchpoint(models.Model):
 class StageChange(models.Model):
     """One move of one customer between stages: triggers for plans, data for flow charts."""
 
-    # Enforced by statement triggers, as for touchpoints (migration 0011): the refresh writes
+    # Enforced by statement triggers, as for touchpoints (migration 0010): the refresh writes
     # hundreds of these per batch, and a foreign key checked and locked the customer row of
     # each one at commit. No index of its own: (customer, changed_at) below covers it.
     customer = models.ForeignKey(
