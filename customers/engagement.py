@@ -248,9 +248,9 @@ def _write_columns(
 
     ``tids`` (PostgreSQL): where each row was read in this transaction (see ``_State.tids``);
     the update then reaches each row by a TID scan instead of a primary-key descent. The key
-    is still checked, so a row that moved since is skipped rather than written wrongly —
-    callers pass tids only while holding the engine write lock, under which nothing else
-    updates these rows.
+    is still checked, and if any row is not where it was read (callers pass tids only while
+    holding the engine write lock, under which nothing else updates these rows) the whole
+    write is redone by key: never a row skipped or written to the wrong customer.
     """
     if len(ids) == 0:
         return
