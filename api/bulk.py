@@ -189,11 +189,13 @@ def _validate(
     """The rows to insert; errors and in-batch duplicates go to ``result``. ``check_nul``
     walks every item's properties for NUL characters; the caller skips that walk when the
     serialized properties show none (see ``touchpoints_bulk_ingest``)."""
-    external_ids = {i.get("customer_external_id") for i in items if isinstance(i, dict)}
-    # Only ids that can exist are looked up: PostgreSQL refuses NUL in a query parameter,
-    # and such items get their own error below.
+    # Only ids that can exist are looked up (text, no NUL, at most 255 characters):
+    # PostgreSQL refuses NUL in a query parameter, a non-text id (an object, a list) cannot
+    # even go in a set, and such items get their own error below.
     external_ids = {
-        e for e in external_ids if isinstance(e, str) and "\x00" not in e and len(e) <= 255
+        e
+        for e in (i.get("customer_external_id") for i in items if isinstance(i, dict))
+        if isinstance(e, str) and "\x00" not in e and len(e) <= 255
     }
     customers = _customer_ids(external_ids)
     latest = now + max_future_skew()

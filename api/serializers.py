@@ -39,6 +39,17 @@ class AwareDateTimeField(serializers.DateTimeField):
         return parsed
 
 
+class KeyRelatedField(serializers.SlugRelatedField):
+    """A related object named by a text key. Refuses what no key can be (a NUL character,
+    which PostgreSQL cannot even compare: a 500 found by the schemathesis run) before
+    looking it up."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, str) and "\x00" in data:
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 class EngagementStateSerializer(serializers.Serializer):
     """The engine's current view of a customer (``customers_with_state`` rows)."""
 
@@ -83,7 +94,7 @@ class EngagementStateSerializer(serializers.Serializer):
 
 
 class CustomerSerializer(serializers.ModelSerializer):
-    owner = serializers.SlugRelatedField(
+    owner = KeyRelatedField(
         slug_field="username",
         queryset=get_user_model().objects.filter(is_active=True),
         required=False,
@@ -261,7 +272,7 @@ class TouchpointCreateSerializer(serializers.Serializer):
     customer_external_id = serializers.CharField(
         required=False, max_length=255, help_text="…or the customer's external_id."
     )
-    type = serializers.SlugRelatedField(
+    type = KeyRelatedField(
         slug_field="key",
         queryset=TouchpointType.objects.all(),
         help_text="Touchpoint type key, e.g. login.",

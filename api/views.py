@@ -114,6 +114,15 @@ class CustomerViewSet(
     def _with_state(self, customer: Customer) -> Customer:
         return self.get_queryset().get(pk=customer.pk)
 
+    def get_object(self) -> Customer:
+        """By primary key, or by external id on the ``by-external-id`` routes (which DRF's
+        ``OPTIONS`` answer also calls: it looks the object up to list the allowed actions)."""
+        if "external_id" not in self.kwargs:
+            return super().get_object()
+        customer = get_object_or_404(self.get_queryset(), external_id=self.kwargs["external_id"])
+        self.check_object_permissions(self.request, customer)
+        return customer
+
     def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         customer = self.get_object()
         try:
@@ -157,7 +166,7 @@ class CustomerViewSet(
     )
     def by_external_id(self, request: Request, external_id: str) -> Response:
         if request.method == "GET":
-            customer = get_object_or_404(self.get_queryset(), external_id=external_id)
+            customer = self.get_object()
             return Response(
                 s.CustomerSerializer(customer, context=self.get_serializer_context()).data
             )

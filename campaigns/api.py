@@ -27,6 +27,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from api.filters import IdFilter, InstantFilter
 from api.pagination import KeysetPagination, Ordering
 from api.permissions import RolePermission
 from api.views import ApiViewMixin
@@ -127,12 +128,12 @@ class EnrollmentSerializer(serializers.ModelSerializer):
 
 
 class EnrollmentFilter(django_filters.FilterSet):
-    plan = django_filters.NumberFilter(field_name="plan_id")
-    customer = django_filters.NumberFilter(field_name="customer_id")
+    plan = IdFilter(field_name="plan_id")
+    customer = IdFilter(field_name="customer_id")
     arm = django_filters.ChoiceFilter(choices=Enrollment.Arm.choices)
     status = django_filters.ChoiceFilter(choices=Enrollment.Status.choices)
-    enrolled_after = django_filters.IsoDateTimeFilter(field_name="enrolled_at", lookup_expr="gte")
-    enrolled_before = django_filters.IsoDateTimeFilter(field_name="enrolled_at", lookup_expr="lt")
+    enrolled_after = InstantFilter(field_name="enrolled_at", lookup_expr="gte")
+    enrolled_before = InstantFilter(field_name="enrolled_at", lookup_expr="lt")
 
     class Meta:
         model = Enrollment

@@ -20,6 +20,8 @@ from django.utils import timezone
 from customers.models import Channel, Customer, SpendTier, Stage, Touchpoint
 from customers.selectors import score_band_q
 
+MAX_DAYS = 36_500  # a hundred years: any longer span is a typo
+
 
 def _owner_choices():
     """Users who own customers: an ``EXISTS`` per user on the owner index (a ``DISTINCT``
@@ -38,25 +40,53 @@ class CustomerFilter(django_filters.FilterSet):
     stage = django_filters.MultipleChoiceFilter(
         field_name="engagement__stage", choices=Stage.choices, label="Stage", distinct=False
     )
-    score_min = django_filters.NumberFilter(method="filter_score", label="Score from")
-    score_max = django_filters.NumberFilter(method="filter_score", label="Score to")
+    # Every number has its range, so a value outside it is a clear "must be at most …" error
+    # (400 in the API) rather than a date arithmetic overflow.
+    score_min = django_filters.NumberFilter(
+        method="filter_score", label="Score from", min_value=0, max_value=100
+    )
+    score_max = django_filters.NumberFilter(
+        method="filter_score", label="Score to", min_value=0, max_value=100
+    )
     p_alive_min = django_filters.NumberFilter(
-        field_name="score_state__p_alive", lookup_expr="gte", label="P(still engaged) from"
+        field_name="score_state__p_alive",
+        lookup_expr="gte",
+        label="P(still engaged) from",
+        min_value=0,
+        max_value=1,
     )
     p_alive_max = django_filters.NumberFilter(
-        field_name="score_state__p_alive", lookup_expr="lte", label="P(still engaged) to"
+        field_name="score_state__p_alive",
+        lookup_expr="lte",
+        label="P(still engaged) to",
+        min_value=0,
+        max_value=1,
     )
     inactive_days_min = django_filters.NumberFilter(
-        method="filter_inactive_min", label="No engagement action for at least (days)"
+        method="filter_inactive_min",
+        label="No engagement action for at least (days)",
+        min_value=0,
+        max_value=MAX_DAYS,
     )
     inactive_days_max = django_filters.NumberFilter(
-        method="filter_inactive_max", label="Last engagement action within (days)"
+        method="filter_inactive_max",
+        label="Last engagement action within (days)",
+        min_value=0,
+        max_value=MAX_DAYS,
     )
     trend_min = django_filters.NumberFilter(
-        field_name="engagement__trend_30d", lookup_expr="gte", label="30-day trend from"
+        field_name="engagement__trend_30d",
+        lookup_expr="gte",
+        label="30-day trend from",
+        min_value=-100,
+        max_value=100,
     )
     trend_max = django_filters.NumberFilter(
-        field_name="engagement__trend_30d", lookup_expr="lte", label="30-day trend to"
+        field_name="engagement__trend_30d",
+        lookup_expr="lte",
+        label="30-day trend to",
+        min_value=-100,
+        max_value=100,
     )
     region = django_filters.CharFilter(field_name="region", label="Region")
     plan = django_filters.CharFilter(field_name="plan", label="Plan")
@@ -67,13 +97,13 @@ class CustomerFilter(django_filters.FilterSet):
         field_name="owner", queryset=_owner_choices(), label="Owner"
     )
     renewal_within_days = django_filters.NumberFilter(
-        method="filter_renewal", label="Renews within (days)"
+        method="filter_renewal", label="Renews within (days)", min_value=0, max_value=MAX_DAYS
     )
     channel = django_filters.ChoiceFilter(
         method="filter_channel", choices=Channel.choices, label="Touchpoint on channel"
     )
     channel_days = django_filters.NumberFilter(
-        method="filter_noop", label="…in the last (days)", min_value=1
+        method="filter_noop", label="…in the last (days)", min_value=1, max_value=MAX_DAYS
     )
     email_opt_out = django_filters.BooleanFilter(field_name="email_opt_out")
 
