@@ -149,3 +149,19 @@ def test_temporary_tables_are_gone_afterwards(customers, run_import):
             "SELECT count(*) FROM pg_class WHERE relname LIKE %s", [f"import_%_{run.pk}%"]
         )
         assert cursor.fetchone()[0] == 0
+
+
+def test_one_bad_row_in_a_million_imports_nothing(customers, run_import):
+    """The issue's case at its size: the bad row (a naive time) half-way through a file of
+    1,000,000 rows rejects the whole file in all-or-nothing mode, and names the row."""
+    rows = [
+        f"m{i},cust-{'abc'[i % 3]},login,2026-05-{1 + i % 28:02d}T12:00:00Z,\n"
+        for i in range(1_000_000)
+    ]
+    rows[500_000] = "bad,cust-a,login,2026-05-01T12:00:00,\n"
+    run = run_import("touchpoints", TOUCHPOINT_HEADER + "".join(rows))
+    assert (run.status, run.rows_total, run.rows_bad) == ("rejected", 1_000_000, 1)
+    assert run.errors_sample[0]["row"] == 500_002  # the header is row 1
+    assert run.errors_sample[0]["column"] == "occurred_at"
+    assert not Touchpoint.objects.exists()
+    assert not PendingTouchpoint.objects.exists()
