@@ -16,7 +16,16 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
 
+def _stop_on_sigterm(signum: int, frame: object) -> None:
+    # ``kill``, ``timeout`` or a process manager sends SIGTERM: stop the three processes as
+    # Ctrl-C does. They run in sessions of their own, so without this they would outlive us.
+    # Once: a second SIGTERM while stopping them must not cut the stopping short.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
 def main() -> int:
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     addr = os.environ.get("LIFECYCLE_ADDR", "127.0.0.1:8000")
     commands = {
         "web   ": [sys.executable, "manage.py", "runserver", addr],
