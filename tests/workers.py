@@ -9,6 +9,20 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def shared_database_url() -> str:
+    """The URL of the test database Django is connected to, for another process or a second
+    connection (a worker, a concurrent session) to reach the same data."""
+    from django.db import connection
+
+    db = connection.settings_dict
+    if connection.vendor == "postgresql":
+        return (
+            f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST'] or '127.0.0.1'}:"
+            f"{db['PORT'] or 5432}/{db['NAME']}"
+        )
+    return f"sqlite:///{db['NAME']}"
+
+
 def worker_start(
     queue: str, *, env: dict[str, str] | None = None, capture: bool = False
 ) -> subprocess.Popen:

@@ -171,20 +171,20 @@ SQLITE_REVERSE = [
 ]
 
 
-def create_triggers(apps, schema_editor):
+def _run(schema_editor, postgres: str, sqlite: list[str]) -> None:
     if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(POSTGRES)
-    else:
-        for statement in SQLITE:
-            schema_editor.execute(statement)
+        schema_editor.execute(postgres)
+        return
+    for statement in sqlite:
+        schema_editor.execute(statement)
+
+
+def create_triggers(apps, schema_editor):
+    _run(schema_editor, POSTGRES, SQLITE)
 
 
 def drop_triggers(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(POSTGRES_REVERSE)
-    else:
-        for statement in SQLITE_REVERSE:
-            schema_editor.execute(statement)
+    _run(schema_editor, POSTGRES_REVERSE, SQLITE_REVERSE)
 
 
 class Migration(migrations.Migration):

@@ -21,7 +21,7 @@ from campaigns.tasks import dispatch_task
 from campaigns.tick import plans_tick
 from tests.campaigns.conftest import T0, comes_back, quiet_customers, three_step_plan
 from tests.campaigns.test_exactly_once import webhook_plan
-from tests.workers import worker_start
+from tests.workers import shared_database_url, worker_start
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
@@ -31,11 +31,7 @@ def real_worker(tmp_path):
     """Start workers on a private queue against the test database; stop them afterwards."""
     if connection.vendor != "postgresql" or not settings.CELERY_BROKER_URL.startswith("redis"):
         pytest.skip("needs PostgreSQL and a Redis broker")
-    db = connection.settings_dict
-    url = (
-        f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST'] or '127.0.0.1'}:"
-        f"{db['PORT'] or 5432}/{db['NAME']}"
-    )
+    url = shared_database_url()
     queue = f"test-plans-{uuid.uuid4().hex[:8]}"
     mail_dir = tmp_path / "mail"
     env = {

@@ -19,7 +19,7 @@ from customers.engine import decay
 from customers.models import Engagement, JobChunk, JobRun, ScoreState, Touchpoint, TouchpointType
 from customers.tasks import chunk_task
 from tests.factories import CustomerFactory
-from tests.workers import worker_start
+from tests.workers import shared_database_url, worker_start
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,12 +27,7 @@ T0 = datetime(2026, 6, 1, 12, tzinfo=UTC)
 
 
 def start_worker(queue: str) -> subprocess.Popen:
-    db = connection.settings_dict
-    url = (
-        f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST'] or '127.0.0.1'}:"
-        f"{db['PORT'] or 5432}/{db['NAME']}"
-    )
-    return worker_start(queue, env={"DATABASE_URL": url})
+    return worker_start(queue, env={"DATABASE_URL": shared_database_url()})
 
 
 def wait_for(condition, timeout: float = 60.0) -> None:

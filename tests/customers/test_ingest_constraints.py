@@ -17,6 +17,7 @@ from customers.models import (
     TouchpointType,
 )
 from tests.factories import TouchpointFactory
+from tests.workers import shared_database_url
 
 pytestmark = pytest.mark.django_db
 
@@ -126,7 +127,7 @@ def test_an_uncommitted_insert_holds_its_customer_against_deletion():
 
     touchpoint = TouchpointFactory()
     customer_id, type_id = touchpoint.customer_id, touchpoint.type_id
-    url = _database_url()
+    url = shared_database_url()
     with psycopg.connect(url) as inserter, psycopg.connect(url, autocommit=True) as deleter:
         inserter.execute(
             f"INSERT INTO {Touchpoint._meta.db_table} (customer_id, type_id, occurred_at, "
@@ -144,14 +145,6 @@ def test_an_uncommitted_insert_holds_its_customer_against_deletion():
             )
         deleter.execute(f"DELETE FROM {Customer._meta.db_table} WHERE id = %s", [customer_id])
     assert not Touchpoint.objects.filter(customer_id=customer_id).exists()
-
-
-def _database_url() -> str:
-    settings = connection.settings_dict
-    return (
-        f"postgresql://{settings['USER']}@{settings['HOST'] or '127.0.0.1'}:"
-        f"{settings['PORT'] or 5432}/{settings['NAME']}"
-    )
 
 
 def test_the_queue_and_type_index_are_gone_on_postgresql():

@@ -5,7 +5,6 @@ import uuid
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.db import connection
 from django.urls import reverse
 
 from customers.engagement import engine_rows_ensure
@@ -15,19 +14,9 @@ from imports.models import ImportRun
 from imports.tasks import import_task
 from tests.factories import CustomerFactory
 from tests.imports.conftest import TOUCHPOINT_HEADER
-from tests.workers import worker_start
+from tests.workers import shared_database_url, worker_start
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
-
-
-def database_url() -> str:
-    db = connection.settings_dict
-    if connection.vendor == "postgresql":
-        return (
-            f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST'] or '127.0.0.1'}:"
-            f"{db['PORT'] or 5432}/{db['NAME']}"
-        )
-    return f"sqlite:///{db['NAME']}"
 
 
 @pytest.fixture
@@ -40,7 +29,7 @@ def worker_queue(settings, media_in_tmp, monkeypatch):
         import_task, "delay", lambda run_id: import_task.apply_async(args=[run_id], queue=queue)
     )
     process = worker_start(
-        queue, env={"DATABASE_URL": database_url(), "MEDIA_ROOT": str(media_in_tmp)}
+        queue, env={"DATABASE_URL": shared_database_url(), "MEDIA_ROOT": str(media_in_tmp)}
     )
     yield queue
     process.terminate()
